@@ -1,0 +1,339 @@
+"""The call index: one document per call, found fast by id, recency, line, number and date.
+
+The index is what the CLI, the front end and the retention job ask "which calls were there?"; the
+recording files and the event journal are the evidence, the index is the catalogue. It is a TinyDB
+(table "calls") on the sqlite storage of `sqlite_storage`, so generic TinyDB queries work on it,
+while the operations done on every call or every page view (add, latest, by number, counts) are
+single indexed SQL statements that stay in milliseconds at 100,000 calls (see bench/bench_index.py).
+
+A record is validated before it is stored: a wrong-typed core field would otherwise sit in the
+index until someone's report breaks months later. Fields the index does not know (tags, marks,
+pauses, digits, ...) are stored and returned unchanged.
+
+Thread and process safety: one sqlite connection per `CallIndex`, serialised by a lock, so the
+recorder thread and front-end threads can share one instance; other processes (`callrec calls
+list` while the service runs) open their own, and WAL plus a busy timeout lets them coexist.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+
+from callrec.events import utc_iso
+from callrec.store.sqlite_storage import SQLiteStorage, SQLiteTinyDB, dump_document
+
+log = logging.getLogger(__name__)
+
+TABLE = "calls"
+STATUSES = ("complete", "recovered", "discarded", "failed")
+NUMBER_MATCHES = ("exact", "suffix", "contains")
+
+_NUMBER = (int, float)
+# field -> (allowed types, None allowed). bool is an int subclass and is rejected separately.
+_CORE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "call_id": ((str,), False),
+    "line": ((int,), False),
+    "direction": ((str,), True),
+    "started_at": ((str,), True),
+    "answered_at": ((str,), True),
+    "ended_at": ((str,), True),
+    "duration_s": (_NUMBER, True),
+    "rings": ((int,), False),
+    "flashes": ((int,), False),
+    "caller_number": ((str,), True),
+    "dialed_number": ((str,), True),
+    "recording": ((dict,), True),
+    "announcement": ((dict,), True),
+    "status": ((str,), False),
+    "errors": ((list,), False),
+}
+_RECORDING_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "path": ((str,), False),
+    "format": ((str,), False),
+    "bytes": ((int,), False),
+    "sha256": ((str,), True),
+    "sample_rate": ((int,), False),
+}
+_ANNOUNCEMENT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
+    "file": ((str,), False),
+    "sha256": ((str,), True),
+    "started_s": (_NUMBER, True),
+    "ended_s": (_NUMBER, True),
+}
+_TIME_FIELDS = ("started_at", "answered_at", "ended_at")
+
+
+def validate_record(record: Mapping[str, Any]) -> None:
+    """Raise ValueError naming the first field that is missing or of the wrong type.
+
+    Only `call_id` is required: a recovered or failed call may lack the rest. Present fields must
+    have their documented type; `null` is allowed where a call can honestly not know the value.
+    """
+    if not isinstance(record, Mapping):
+        raise TypeError(f"a call record is a mapping, not {type(record).__name__}")
+    if "call_id" not in record:
+        raise ValueError("call record has no 'call_id'")
+    _check_fields(record, _CORE_FIELDS, prefix="")
+    if not record["call_id"]:
+        raise ValueError("call record field 'call_id' is empty")
+    if "status" in record and record["status"] not in STATUSES:
+        raise ValueError(f"call record field 'status' is {record['status']!r}, expected one of {STATUSES}")
+    for name in _TIME_FIELDS:
+        if record.get(name) is not None:
+            _check_utc_iso(name, record[name])
+    if record.get("recording") is not None:
+        _check_fields(record["recording"], _RECORDING_FIELDS, prefix="recording.")
+    if record.get("announcement") is not None:
+        _check_fields(record["announcement"], _ANNOUNCEMENT_FIELDS, prefix="announcement.")
+
+
+def _check_fields(
+    record: Mapping[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]], prefix: str
+) -> None:
+    for name, (types, nullable) in fields.items():
+        if name not in record:
+            continue
+        value = record[name]
+        if value is None and nullable:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join(t.__name__ for t in types) + (" or null" if nullable else "")
+            raise ValueError(
+                f"call record field '{prefix}{name}' is {type(value).__name__} {value!r:.60}, "
+                f"expected {expected}"
+            )
+
+
+def _check_utc_iso(name: str, value: str) -> None:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"call record field '{name}' is {value!r}, not an ISO 8601 time") from None
+    if moment.utcoffset() != dt.timedelta(0):
+        raise ValueError(f"call record field '{name}' is {value!r}, not in UTC (end it with 'Z')")
+
+
+def _dump_record(record: Mapping[str, Any]) -> str:
+    """JSON body of a validated record; a value JSON cannot hold is reported by its field name."""
+    try:
+        return dump_document(record)
+    except (TypeError, ValueError):
+        for name, value in record.items():
+            try:
+                dump_document({name: value})
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"call record field '{name}' cannot be stored as JSON: {error}") from None
+        raise
+
+
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be a non-negative int, not {limit!r}")
+
+
+def _normalise_time(value: str, what: str) -> str:
+    """Any ISO 8601 time, as the index stores times (events.utc_iso), so text order is time order."""
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be an ISO 8601 time, not {value!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{what} {value!r} has no UTC offset; say 'Z' for UTC")
+    return utc_iso(moment.timestamp())
+
+
+class CallIndex:
+    """The catalogue of calls, stored in one sqlite file (e.g. DATA/index.sqlite).
+
+    Every write is committed (and, with the default `synchronous="FULL"`, fsynced) when the method
+    returns. Ordering is by `call_id`, which the recorder makes time-sortable; `started_at` is only
+    used by the date queries, compared as text after normalising the argument to the
+    `events.utc_iso` form the recorder writes.
+    """
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.db: TinyDB = SQLiteTinyDB(self.path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+        self._storage: SQLiteStorage = self.db.storage  # type: ignore[assignment]
+        self.table = self.db.table(TABLE)
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        """Store a call, replacing any earlier document with the same call_id (upsert)."""
+        self.add_many([record])
+
+    def add_many(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Upsert many calls in one transaction (imports, benchmarks); all or none are stored."""
+        bodies = []
+        for record in records:
+            validate_record(record)
+            bodies.append((record["call_id"], _dump_record(record)))
+        with self._storage.transaction() as db:
+            next_id = self._storage.next_doc_id(TABLE)
+            for call_id, body in bodies:
+                updated = db.execute(
+                    "UPDATE documents SET body = ? WHERE tbl = ? AND call_id = ?", (body, TABLE, call_id)
+                ).rowcount
+                if not updated:
+                    db.execute(
+                        "INSERT INTO documents(tbl, doc_id, body) VALUES (?, ?, ?)", (TABLE, next_id, body)
+                    )
+                    next_id += 1
+        return len(bodies)
+
+    def update(self, call_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge `changes` into the call's top-level fields and return the stored result.
+
+        Raises KeyError if the call is not in the index, ValueError if the result is not a valid
+        record (the stored document is then left as it was).
+        """
+        if "call_id" in changes and changes["call_id"] != call_id:
+            raise ValueError(
+                f"call record field 'call_id' cannot change ({call_id!r} -> {changes['call_id']!r})"
+            )
+        with self._storage.transaction() as db:
+            row = db.execute(
+                "SELECT doc_id, body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id)
+            ).fetchone()
+            if row is None:
+                raise KeyError(call_id)
+            merged = {**json.loads(row[1]), **changes}
+            validate_record(merged)
+            db.execute(
+                "UPDATE documents SET body = ? WHERE tbl = ? AND call_id = ?",
+                (_dump_record(merged), TABLE, call_id),
+            )
+        return merged
+
+    def remove(self, call_id: str) -> bool:
+        """Delete a call's document (retention, erasure on request); False if it was not there."""
+        with self._storage.transaction() as db:
+            return (
+                db.execute("DELETE FROM documents WHERE tbl = ? AND call_id = ?", (TABLE, call_id)).rowcount
+                > 0
+            )
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def get(self, call_id: str) -> dict[str, Any] | None:
+        rows = self._storage.query(
+            "SELECT body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
+    def latest(self, limit: int = 20, line: int | None = None) -> list[dict[str, Any]]:
+        """The newest calls (by call_id) first, optionally of one line."""
+        _check_limit(limit)
+        if line is None:
+            return self._bodies(
+                "SELECT body FROM documents WHERE tbl = ? ORDER BY call_id DESC LIMIT ?", (TABLE, limit)
+            )
+        return self._bodies(
+            "SELECT body FROM documents WHERE tbl = ? AND line = ? ORDER BY call_id DESC LIMIT ?",
+            (TABLE, line, limit),
+        )
+
+    def find_by_number(self, number: str, limit: int = 100, *, match: str = "exact") -> list[dict[str, Any]]:
+        """Calls where `number` is the caller's or the dialed number, newest first.
+
+        `match="exact"` uses the number indexes; "suffix" (the last digits, as people remember a
+        number) and "contains" scan the number indexes, not the documents, so they stay usable.
+        """
+        _check_limit(limit)
+        if not isinstance(number, str) or not number:
+            raise ValueError(f"number must be a non-empty string, not {number!r}")
+        if match == "exact":
+            # Two index range scans merged; each is already in call_id order.
+            return self._bodies(
+                "SELECT body FROM documents WHERE rowid IN ("
+                " SELECT rowid FROM (SELECT rowid FROM documents WHERE tbl = ?1 AND caller_number = ?2"
+                "  ORDER BY call_id DESC LIMIT ?3)"
+                " UNION SELECT rowid FROM (SELECT rowid FROM documents WHERE tbl = ?1 AND dialed_number = ?2"
+                "  ORDER BY call_id DESC LIMIT ?3))"
+                " ORDER BY call_id DESC LIMIT ?3",
+                (TABLE, number, limit),
+            )
+        if match not in NUMBER_MATCHES:
+            raise ValueError(f"match must be one of {NUMBER_MATCHES}, not {match!r}")
+        escaped = number.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}" if match == "suffix" else f"%{escaped}%"
+        return self._bodies(
+            "SELECT body FROM documents WHERE rowid IN ("
+            " SELECT rowid FROM documents INDEXED BY documents_caller"
+            "  WHERE tbl = ?1 AND caller_number LIKE ?2 ESCAPE '\\'"
+            " UNION SELECT rowid FROM documents INDEXED BY documents_dialed"
+            "  WHERE tbl = ?1 AND dialed_number LIKE ?2 ESCAPE '\\')"
+            " ORDER BY call_id DESC LIMIT ?3",
+            (TABLE, pattern, limit),
+        )
+
+    def started_between(self, start_iso: str, end_iso: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Calls with start_iso <= started_at < end_iso, newest first (lookup by date)."""
+        _check_limit(limit)
+        return self._bodies(
+            "SELECT body FROM documents WHERE tbl = ? AND started_at >= ? AND started_at < ?"
+            " ORDER BY started_at DESC LIMIT ?",
+            (TABLE, _normalise_time(start_iso, "start"), _normalise_time(end_iso, "end"), limit),
+        )
+
+    def count(self, status: str | None = None) -> int:
+        if status is None:
+            return len(self.table)
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
+        rows = self._storage.query(
+            "SELECT COUNT(*) FROM documents WHERE tbl = ? AND status = ?", (TABLE, status)
+        )
+        return int(rows[0][0])
+
+    def count_by_status(self) -> dict[str, int]:
+        """Calls per status, every known status present (0 if none): one pass over an index."""
+        rows = self._storage.query(
+            "SELECT status, COUNT(*) FROM documents WHERE tbl = ? GROUP BY status", (TABLE,)
+        )
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({status: n for status, n in rows if status is not None})
+        return counts
+
+    def calls_since(self, started_at_iso: str) -> int:
+        """How many calls started at or after the given time ("calls today" on the front page)."""
+        since = _normalise_time(started_at_iso, "started_at_iso")
+        rows = self._storage.query(
+            "SELECT COUNT(*) FROM documents WHERE tbl = ? AND started_at >= ?", (TABLE, since)
+        )
+        return int(rows[0][0])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Every call, oldest call_id first, read in pages so writers are not held up meanwhile."""
+        after = ""
+        while True:
+            rows = self._storage.query(
+                "SELECT call_id, body FROM documents WHERE tbl = ? AND call_id > ?"
+                " ORDER BY call_id LIMIT 500",
+                (TABLE, after),
+            )
+            if not rows:
+                return
+            for _, body in rows:
+                yield json.loads(body)
+            after = rows[-1][0]
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> CallIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _bodies(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        return [json.loads(row[0]) for row in self._storage.query(sql, params)]

@@ -1,0 +1,312 @@
+"""A TinyDB storage on sqlite3 that keeps one row per document, so a big table stays fast.
+
+TinyDB's `Storage` API hands over the whole database on every read and every write: at 100,000
+calls that is a multi-megabyte JSON round trip per insert, and a crash in the middle of a rewrite
+loses everything. Here each document is one row (`tbl`, `doc_id`, JSON `body`) in a WAL-mode
+sqlite file, so a write touches one row, a `kill -9` leaves the last committed transaction, and
+other processes (the CLI while the service runs) read and write through the same file.
+
+The call fields we look things up by (`call_id`, `line`, `started_at`, `status`, `caller_number`,
+`dialed_number`) are generated columns extracted from the body by sqlite itself, with indexes: the
+body stays the single truth, and no code path can leave an index column out of step with it.
+
+Three layers use this, fastest last:
+- `read()` / `write()`: the stock whole-database contract, so any TinyDB code works (slowly).
+- `SQLiteTable` (`SQLiteTinyDB.table_class`): TinyDB's table API with per-table reads, row-level
+  inserts, counts and `doc_id` lookups in SQL, and a query cache that notices other writers.
+- `transaction()` / `query()`: plain SQL for callers that know the schema (the call index).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+# The lookup columns: sqlite extracts them from the JSON body, so they can never disagree with it.
+INDEXED_FIELDS = ("call_id", "line", "started_at", "status", "caller_number", "dialed_number")
+
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS tinydb_tables (name TEXT PRIMARY KEY) WITHOUT ROWID",
+    """CREATE TABLE IF NOT EXISTS documents (
+        tbl TEXT NOT NULL,
+        doc_id INTEGER NOT NULL,
+        body TEXT NOT NULL CHECK (json_valid(body)),
+        """
+    + ",\n        ".join(
+        f"{name} GENERATED ALWAYS AS (json_extract(body, '$.{name}')) VIRTUAL" for name in INDEXED_FIELDS
+    )
+    + ",\n        PRIMARY KEY (tbl, doc_id))",
+    "CREATE INDEX IF NOT EXISTS documents_call_id ON documents(tbl, call_id)",
+    "CREATE INDEX IF NOT EXISTS documents_line ON documents(tbl, line, call_id)",
+    "CREATE INDEX IF NOT EXISTS documents_started_at ON documents(tbl, started_at)",
+    "CREATE INDEX IF NOT EXISTS documents_status ON documents(tbl, status)",
+    "CREATE INDEX IF NOT EXISTS documents_caller ON documents(tbl, caller_number, call_id)",
+    "CREATE INDEX IF NOT EXISTS documents_dialed ON documents(tbl, dialed_number, call_id)",
+]
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def dump_document(document: Mapping[str, Any]) -> str:
+    """The one JSON form of a stored body: compact, UTF-8, no NaN (sqlite's JSON rejects it).
+
+    Being deterministic matters: table rewrites compare these strings to skip unchanged rows.
+    """
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+class SQLiteStorage(Storage):
+    """TinyDB storage backed by one sqlite file in WAL mode, one row per document.
+
+    `synchronous="FULL"` (the default) fsyncs the WAL at every commit, so a committed call record
+    also survives a power cut; a few milliseconds per write is nothing at call rates.
+    `busy_timeout_s` is how long a writer waits for another process's transaction to finish.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, not {synchronous!r}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by every thread of this process, serialised by this lock; the
+        # RLock lets a transaction call the read helpers below.
+        self.lock = threading.RLock()
+        self._local_commits = 0
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise RuntimeError(f"{self.path}: sqlite refused WAL mode (got {mode!r})")
+        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        with self.transaction() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise RuntimeError(
+                    f"{self.path}: index schema version {version}, this firmware knows {SCHEMA_VERSION}"
+                )
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        log.debug("opened TinyDB sqlite storage %s", self.path)
+
+    # -- plumbing shared by every layer ------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Hold the write lock of the file (BEGIN IMMEDIATE) for a read-modify-write; commit on exit.
+
+        Immediate, not deferred: a deferred transaction that reads then writes can fail with
+        SQLITE_BUSY when another process wrote in between, instead of waiting its turn. Nested use
+        in the same thread joins the outer transaction.
+        """
+        with self.lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self._local_commits += 1
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read-only statement: a single statement is its own consistent snapshot."""
+        with self.lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def generation(self) -> tuple[int, int]:
+        """Changes whenever anyone committed: sqlite's data_version counts the other connections'
+        commits, our own counter the rest. A cache keyed on this is never stale."""
+        with self.lock:
+            return (self._db.execute("PRAGMA data_version").fetchone()[0], self._local_commits)
+
+    # -- the stock TinyDB contract: whole database at once -----------------------------------------
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        """All tables as TinyDB expects them: {table: {str(doc_id): document}}; None when empty."""
+        with self.transaction():
+            names = self.table_names()
+            if not names:
+                return None
+            data: dict[str, dict[str, Any]] = {name: {} for name in names}
+            for tbl, doc_id, body in self._db.execute(
+                "SELECT tbl, doc_id, body FROM documents ORDER BY tbl, doc_id"
+            ):
+                data[tbl][str(doc_id)] = json.loads(body)
+        return data
+
+    def write(self, data: Mapping[str, Mapping[Any, Mapping[str, Any]]]) -> None:
+        """Make the file hold exactly `data`, touching only the rows that differ."""
+        with self.transaction() as db:
+            for name in self.table_names() - set(data):
+                db.execute("DELETE FROM documents WHERE tbl = ?", (name,))
+            db.execute("DELETE FROM tinydb_tables")
+            db.executemany("INSERT INTO tinydb_tables(name) VALUES (?)", [(name,) for name in data])
+            for name, table in data.items():
+                self.replace_table(name, table, self.table_bodies(name))
+
+    def close(self) -> None:
+        with self.lock:
+            self._db.close()
+
+    # -- per-table operations used by SQLiteTable --------------------------------------------------
+
+    def table_names(self) -> set[str]:
+        """Tables with documents plus empty ones TinyDB asked to keep (`persist_empty`)."""
+        rows = self.query("SELECT name FROM tinydb_tables UNION SELECT DISTINCT tbl FROM documents")
+        return {row[0] for row in rows}
+
+    def table_bodies(self, name: str) -> dict[int, str]:
+        """Raw JSON bodies of one table, by doc_id: what a rewrite compares against."""
+        return dict(self.query("SELECT doc_id, body FROM documents WHERE tbl = ? ORDER BY doc_id", (name,)))
+
+    def replace_table(
+        self, name: str, table: Mapping[Any, Mapping[str, Any]], old: Mapping[int, str]
+    ) -> None:
+        """Store `table` as the whole content of `name`, given its current bodies `old`.
+
+        Only rows whose JSON changed are written, so TinyDB's read-modify-write of one document
+        in a big table costs one row of I/O (plus the Python work of comparing).
+        """
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO tinydb_tables(name) VALUES (?)", (name,))
+            new_ids = set()
+            changed = []
+            for raw_id, document in table.items():
+                doc_id = int(raw_id)
+                new_ids.add(doc_id)
+                body = dump_document(document)
+                if old.get(doc_id) != body:
+                    changed.append((name, doc_id, body))
+            db.executemany(
+                "INSERT INTO documents(tbl, doc_id, body) VALUES (?, ?, ?) "
+                "ON CONFLICT(tbl, doc_id) DO UPDATE SET body = excluded.body",
+                changed,
+            )
+            db.executemany(
+                "DELETE FROM documents WHERE tbl = ? AND doc_id = ?",
+                [(name, doc_id) for doc_id in old.keys() - new_ids],
+            )
+
+    def insert_documents(
+        self, name: str, documents: Iterable[tuple[int | None, Mapping[str, Any]]]
+    ) -> list[int]:
+        """Insert documents, each with a chosen doc_id or None for the next free one.
+
+        The next id is taken inside the write transaction, so two processes never pick the same.
+        """
+        ids = []
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO tinydb_tables(name) VALUES (?)", (name,))
+            next_id = self.next_doc_id(name)
+            for chosen, document in documents:
+                doc_id = next_id if chosen is None else int(chosen)
+                try:
+                    db.execute(
+                        "INSERT INTO documents(tbl, doc_id, body) VALUES (?, ?, ?)",
+                        (name, doc_id, dump_document(document)),
+                    )
+                except sqlite3.IntegrityError as error:
+                    raise ValueError(f"Document with ID {doc_id} already exists in {name!r}") from error
+                next_id = max(next_id, doc_id + 1)
+                ids.append(doc_id)
+        return ids
+
+    def next_doc_id(self, name: str) -> int:
+        """One past the largest doc_id of the table (the primary key makes this a single seek)."""
+        rows = self.query("SELECT COALESCE(MAX(doc_id), 0) + 1 FROM documents WHERE tbl = ?", (name,))
+        return int(rows[0][0])
+
+
+class SQLiteTable(Table):
+    """TinyDB's Table with the operations that matter at scale done by sqlite, row by row.
+
+    Queries (`search`, `get(cond)`) still scan the table in Python as stock TinyDB does, but read
+    only this table's rows; their cache is dropped whenever anyone (another thread, another
+    process, or a fast-path writer) committed, so a search always sees the latest documents.
+    """
+
+    _storage: SQLiteStorage
+
+    def __init__(self, storage: Storage, name: str, **kwargs: Any) -> None:
+        if not isinstance(storage, SQLiteStorage):
+            raise TypeError(f"SQLiteTable needs a SQLiteStorage, got {type(storage).__name__}")
+        self._cache_generation: tuple[int, int] | None = None
+        super().__init__(storage, name, **kwargs)
+
+    def search(self, cond: Any) -> list[Document]:
+        generation = self._storage.generation()
+        if generation != self._cache_generation:
+            self.clear_cache()
+            self._cache_generation = generation
+        return super().search(cond)
+
+    def insert(self, document: Mapping) -> int:
+        return self.insert_multiple([document])[0]
+
+    def insert_multiple(self, documents: Iterable[Mapping]) -> list[int]:
+        pending: list[tuple[int | None, Mapping[str, Any]]] = []
+        for document in documents:
+            if not isinstance(document, Mapping):
+                raise ValueError("Document is not a Mapping")
+            chosen = document.doc_id if isinstance(document, self.document_class) else None
+            pending.append((chosen, dict(document)))
+        ids = self._storage.insert_documents(self.name, pending)
+        self.clear_cache()
+        return ids
+
+    def get(self, cond: Any = None, doc_id: int | None = None, doc_ids: list | None = None) -> Any:
+        if doc_id is None:
+            return super().get(cond, doc_id, doc_ids)
+        rows = self._storage.query(
+            "SELECT body FROM documents WHERE tbl = ? AND doc_id = ?", (self.name, int(doc_id))
+        )
+        return self.document_class(json.loads(rows[0][0]), doc_id) if rows else None
+
+    def __len__(self) -> int:
+        return int(self._storage.query("SELECT COUNT(*) FROM documents WHERE tbl = ?", (self.name,))[0][0])
+
+    def _get_next_id(self) -> int:
+        return self._storage.next_doc_id(self.name)
+
+    def _read_table(self) -> dict[str, Mapping]:
+        return {
+            str(doc_id): json.loads(body) for doc_id, body in self._storage.table_bodies(self.name).items()
+        }
+
+    def _update_table(self, updater: Callable[[dict[int, Mapping]], None]) -> None:
+        """TinyDB's read-modify-write, made atomic across processes and written back row by row."""
+        with self._storage.transaction():
+            old = self._storage.table_bodies(self.name)
+            table: dict[int, Mapping] = {doc_id: json.loads(body) for doc_id, body in old.items()}
+            updater(table)
+            self._storage.replace_table(self.name, table, old)
+        self.clear_cache()
+
+
+class SQLiteTinyDB(TinyDB):
+    """TinyDB wired to the sqlite storage and table: `SQLiteTinyDB(path)` is all it takes."""
+
+    table_class = SQLiteTable
+    default_storage_class = SQLiteStorage
+
+    def tables(self) -> set[str]:
+        return self.storage.table_names()  # type: ignore[attr-defined, no-any-return]
