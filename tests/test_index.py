@@ -325,6 +325,24 @@ def test_generic_tinydb_writes_are_seen_by_the_index_and_take_fresh_doc_ids(inde
     assert len(calls) == 3
 
 
+def test_lookups_and_counts_follow_changes_made_through_every_write_path(index: CallIndex) -> None:
+    first, second = call_record(1), call_record(2)
+    index.add(first)
+    index.db.table("calls").insert(second)
+    index.add({**first, "line": 3, "status": "failed"})  # upsert through the index
+    index.db.table("calls").update({"caller_number": "0799999999"}, Query().call_id == second["call_id"])
+    index.update(second["call_id"], {"dialed_number": "0311112222"})
+    assert _ids(index.latest(line=3)) == [first["call_id"]]
+    assert _ids(index.find_by_number("0799999999")) == [second["call_id"]]
+    assert _ids(index.find_by_number("0311112222")) == [second["call_id"]]
+    assert index.find_by_number(first["caller_number"]) == [index.get(first["call_id"])]
+    assert index.count_by_status() == {"complete": 1, "recovered": 0, "discarded": 0, "failed": 1}
+    index.db.table("calls").remove(Query().status == "failed")
+    index.db.drop_table("calls")
+    assert index.count() == 0
+    assert index.count_by_status() == dict.fromkeys(("complete", "recovered", "discarded", "failed"), 0)
+
+
 def test_stock_tinydb_whole_database_read_and_write_keep_tables_apart(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     with SQLiteTinyDB(path) as db:

@@ -27,13 +27,14 @@ from typing import Any
 from tinydb import TinyDB
 
 from callrec.events import utc_iso
-from callrec.store.sqlite_storage import SQLiteStorage, SQLiteTinyDB, dump_document
+from callrec.store.sqlite_storage import INSERT_DOCUMENT, SET_BODY, SQLiteStorage, SQLiteTinyDB, dump_document
 
 log = logging.getLogger(__name__)
 
 TABLE = "calls"
 STATUSES = ("complete", "recovered", "discarded", "failed")
 NUMBER_MATCHES = ("exact", "suffix", "contains")
+_SET_BODY_OF_CALL = SET_BODY + " WHERE tbl = :tbl AND call_id = :call_id"
 
 _NUMBER = (int, float)
 # field -> (allowed types, None allowed). bool is an int subclass and is rejected separately.
@@ -179,13 +180,9 @@ class CallIndex:
         with self._storage.transaction() as db:
             next_id = self._storage.next_doc_id(TABLE)
             for call_id, body in bodies:
-                updated = db.execute(
-                    "UPDATE documents SET body = ? WHERE tbl = ? AND call_id = ?", (body, TABLE, call_id)
-                ).rowcount
-                if not updated:
-                    db.execute(
-                        "INSERT INTO documents(tbl, doc_id, body) VALUES (?, ?, ?)", (TABLE, next_id, body)
-                    )
+                params = {"tbl": TABLE, "call_id": call_id, "body": body, "doc_id": next_id}
+                if not db.execute(_SET_BODY_OF_CALL, params).rowcount:
+                    db.execute(INSERT_DOCUMENT, params)
                     next_id += 1
         return len(bodies)
 
@@ -207,10 +204,7 @@ class CallIndex:
                 raise KeyError(call_id)
             merged = {**json.loads(row[1]), **changes}
             validate_record(merged)
-            db.execute(
-                "UPDATE documents SET body = ? WHERE tbl = ? AND call_id = ?",
-                (_dump_record(merged), TABLE, call_id),
-            )
+            db.execute(_SET_BODY_OF_CALL, {"tbl": TABLE, "call_id": call_id, "body": _dump_record(merged)})
         return merged
 
     def remove(self, call_id: str) -> bool:
@@ -251,28 +245,24 @@ class CallIndex:
         if not isinstance(number, str) or not number:
             raise ValueError(f"number must be a non-empty string, not {number!r}")
         if match == "exact":
-            # Two index range scans merged; each is already in call_id order.
-            return self._bodies(
-                "SELECT body FROM documents WHERE rowid IN ("
-                " SELECT rowid FROM (SELECT rowid FROM documents WHERE tbl = ?1 AND caller_number = ?2"
-                "  ORDER BY call_id DESC LIMIT ?3)"
-                " UNION SELECT rowid FROM (SELECT rowid FROM documents WHERE tbl = ?1 AND dialed_number = ?2"
-                "  ORDER BY call_id DESC LIMIT ?3))"
-                " ORDER BY call_id DESC LIMIT ?3",
-                (TABLE, number, limit),
-            )
-        if match not in NUMBER_MATCHES:
+            caller, dialed = "caller_number = ?2", "dialed_number = ?2"
+        elif match in NUMBER_MATCHES:
+            escaped = number.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            number = f"%{escaped}" if match == "suffix" else f"%{escaped}%"
+            caller, dialed = "caller_number LIKE ?2 ESCAPE '\\'", "dialed_number LIKE ?2 ESCAPE '\\'"
+        else:
             raise ValueError(f"match must be one of {NUMBER_MATCHES}, not {match!r}")
-        escaped = number.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}" if match == "suffix" else f"%{escaped}%"
+        # Newest `limit` of each number index, merged, then the newest `limit` of both: the sorting
+        # happens on (rowid, call_id) pairs from the indexes, and only the winners' bodies are read.
+        branch = (
+            "SELECT * FROM (SELECT rowid, call_id FROM documents INDEXED BY documents_{}"
+            " WHERE tbl = ?1 AND {} ORDER BY call_id DESC LIMIT ?3)"
+        )
         return self._bodies(
-            "SELECT body FROM documents WHERE rowid IN ("
-            " SELECT rowid FROM documents INDEXED BY documents_caller"
-            "  WHERE tbl = ?1 AND caller_number LIKE ?2 ESCAPE '\\'"
-            " UNION SELECT rowid FROM documents INDEXED BY documents_dialed"
-            "  WHERE tbl = ?1 AND dialed_number LIKE ?2 ESCAPE '\\')"
-            " ORDER BY call_id DESC LIMIT ?3",
-            (TABLE, pattern, limit),
+            "SELECT body FROM documents WHERE rowid IN (SELECT rowid FROM ("
+            f"{branch.format('caller', caller)} UNION {branch.format('dialed', dialed)}"
+            ") ORDER BY call_id DESC LIMIT ?3) ORDER BY call_id DESC",
+            (TABLE, number, limit),
         )
 
     def started_between(self, start_iso: str, end_iso: str, limit: int = 1000) -> list[dict[str, Any]]:
@@ -285,22 +275,17 @@ class CallIndex:
         )
 
     def count(self, status: str | None = None) -> int:
+        """All calls, or those of one status; constant time (counts are kept by sqlite triggers)."""
         if status is None:
             return len(self.table)
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, not {status!r}")
-        rows = self._storage.query(
-            "SELECT COUNT(*) FROM documents WHERE tbl = ? AND status = ?", (TABLE, status)
-        )
-        return int(rows[0][0])
+        return self.count_by_status()[status]
 
     def count_by_status(self) -> dict[str, int]:
-        """Calls per status, every known status present (0 if none): one pass over an index."""
-        rows = self._storage.query(
-            "SELECT status, COUNT(*) FROM documents WHERE tbl = ? GROUP BY status", (TABLE,)
-        )
+        """Calls per status, every known status present (0 if none)."""
         counts = dict.fromkeys(STATUSES, 0)
-        counts.update({status: n for status, n in rows if status is not None})
+        counts.update({s: n for s, n in self._storage.status_counts(TABLE).items() if s is not None})
         return counts
 
     def calls_since(self, started_at_iso: str) -> int:
