@@ -28,7 +28,6 @@ EVENT_TYPES = (
     "call.ended",
     "announcement.played",
     "recording.saved",
-    "recording.recovered",
     "alarm.raised",
     "alarm.cleared",
 )

@@ -1,0 +1,7 @@
+"""`python -m callrec` is the `callrec` command."""
+
+import sys
+
+from callrec.cli import main
+
+sys.exit(main())

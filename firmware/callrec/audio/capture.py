@@ -1,0 +1,190 @@
+"""ALSA capture: one thread per PCM, turning periods into `AudioPeriod`s for the core.
+
+A stereo card carries two lines: the thread reads interleaved frames once and splits them by
+channel. Trouble never ends the thread: an overrun is counted and reported; a device that fails is
+closed, reported, and reopened after a back-off until it comes back. Only a PCM that cannot be opened
+at start is an error, raised from `open()` with a message naming the PCM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class AudioDeviceError(Exception):
+    """A PCM could not be opened; the message names it and says what to check."""
+
+
+@dataclass(frozen=True)
+class AudioPeriod:
+    line: int
+    samples: np.ndarray   # int16 mono
+    frame_end: int        # absolute frame index one past the last sample
+    t_end: float          # core clock at the last sample
+
+
+@dataclass(frozen=True)
+class CaptureFault:
+    pcm: str
+    lines: tuple[int, ...]
+    kind: str             # "overrun" | "device" | "recovered"
+    message: str
+    t: float
+
+
+@dataclass(frozen=True)
+class CaptureEnded:
+    """A capture source with a known length (simulation) has delivered all of it."""
+
+    pcm: str
+    lines: tuple[int, ...]
+    t: float
+
+
+class CaptureTap(Protocol):
+    """Simulation's hook into a capture thread: paces it and adds what the wire carries."""
+
+    max_frames: int
+
+    def before_read(self, frame: int) -> None: ...
+
+    def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray: ...
+
+
+def open_pcm(alsaaudio: Any, kind: str, device: str, channels: int, rate: int, period: int) -> Any:
+    pcm_type = alsaaudio.PCM_CAPTURE if kind == "capture" else alsaaudio.PCM_PLAYBACK
+    try:
+        return alsaaudio.PCM(
+            pcm_type,
+            device=device,
+            channels=channels,
+            rate=rate,
+            format=alsaaudio.PCM_FORMAT_S16_LE,
+            periodsize=period,
+        )
+    except alsaaudio.ALSAAudioError as error:
+        raise AudioDeviceError(
+            f"cannot open {kind} PCM {device!r} ({channels} ch, {rate} Hz): {error}; check the "
+            f"lines' {kind}_pcm setting and `arecord -L` / `aplay -L`"
+        ) from None
+
+
+class CaptureGroup:
+    """Captures one PCM that carries one or more lines."""
+
+    def __init__(
+        self,
+        pcm: str,
+        channels: dict[int, int],
+        rate: int,
+        period_frames: int,
+        sink: Callable[[object], None],
+        clock: Callable[[int], float],
+        *,
+        tap: CaptureTap | None = None,
+        backoff_s: float = 1.0,
+    ) -> None:
+        import alsaaudio
+
+        self._alsa = alsaaudio
+        self.pcm = pcm
+        self.channels = channels
+        self.n_channels = max(channels.values()) + 1
+        self.rate = rate
+        self.period = period_frames
+        self._sink = sink
+        self._clock = clock
+        self._tap = tap
+        self._backoff = backoff_s
+        self._handle: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.frames = 0
+        self.overruns = 0
+        self.reopens = 0
+        self.last_period_monotonic = 0.0
+
+    def open(self) -> None:
+        self._handle = open_pcm(self._alsa, "capture", self.pcm, self.n_channels, self.rate, self.period)
+
+    def start(self) -> None:
+        if self._handle is None:
+            self.open()
+        self._thread = threading.Thread(target=self._run, name=f"capture:{self.pcm}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    @property
+    def lines(self) -> tuple[int, ...]:
+        return tuple(sorted(self.channels))
+
+    def _run(self) -> None:
+        pending = np.zeros((0, self.n_channels), dtype=np.int16)
+        while not self._stop.is_set():
+            if self._tap is not None:
+                if self.frames >= self._tap.max_frames:
+                    self._sink(CaptureEnded(self.pcm, self.lines, self._clock(self.frames)))
+                    return
+                self._tap.before_read(self.frames)
+            try:
+                size, data = self._handle.read()
+            except self._alsa.ALSAAudioError as error:
+                self._device_failed(str(error))
+                pending = pending[:0]
+                continue
+            if size < 0:
+                self.overruns += 1
+                self._sink(CaptureFault(self.pcm, self.lines, "overrun", f"capture overrun ({size})",
+                                        self._clock(self.frames)))
+                continue
+            if size == 0:
+                continue
+            frames = np.frombuffer(data, dtype="<i2").reshape(-1, self.n_channels)
+            pending = np.concatenate([pending, frames]) if len(pending) else frames
+            while len(pending) >= self.period:
+                self._deliver(pending[: self.period])
+                pending = pending[self.period :]
+
+    def _deliver(self, block: np.ndarray) -> None:
+        start = self.frames
+        self.frames += len(block)
+        if self._tap is not None and self.frames > self._tap.max_frames:
+            block = block[: self._tap.max_frames - start]
+            self.frames = self._tap.max_frames
+        t_end = self._clock(self.frames)
+        self.last_period_monotonic = time.monotonic()
+        for line, channel in sorted(self.channels.items()):
+            samples = np.ascontiguousarray(block[:, channel])
+            if self._tap is not None:
+                samples = self._tap.on_period(line, start, samples)
+            self._sink(AudioPeriod(line, samples, self.frames, t_end))
+
+    def _device_failed(self, message: str) -> None:
+        log.warning("capture PCM %s failed: %s; reopening", self.pcm, message)
+        self._sink(CaptureFault(self.pcm, self.lines, "device", message, self._clock(self.frames)))
+        with contextlib.suppress(Exception):  # the handle is already broken; closing is best effort
+            self._handle.close()
+        while not self._stop.wait(self._backoff):
+            try:
+                self.open()
+            except AudioDeviceError as error:
+                log.debug("reopen of %s failed: %s", self.pcm, error)
+                continue
+            self.reopens += 1
+            self._sink(CaptureFault(self.pcm, self.lines, "recovered", "capture reopened",
+                                    self._clock(self.frames)))
+            return

@@ -1,0 +1,64 @@
+"""A call in progress: what the core knows of it, and the index document it becomes."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from callrec.events import utc_iso
+
+
+def new_call_id(wall: float, line: int) -> str:
+    """Time-sortable and unique: `20261128T123456789Z-L1-3f2a` (UTC of the off-hook edge)."""
+    moment = datetime.fromtimestamp(wall, tz=UTC)
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-L{line}-{secrets.token_hex(2)}"
+
+
+@dataclass
+class Call:
+    call_id: str
+    line: int
+    direction: str
+    rings: int
+    started_t: float                 # core clock of the off-hook edge
+    started_wall: float
+    start_frame: int                 # first frame of the recording (edge minus pre-roll)
+    preroll_s: float
+    answered_t: float | None = None
+    answered_wall: float | None = None
+    flashes: list[dict[str, float]] = field(default_factory=list)
+    announcement: dict[str, Any] | None = None
+    announcement_end_t: float | None = None
+    announcement_reported: bool = False
+    next_warning_t: float | None = None
+    pauses: list[dict[str, float | None]] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1].get("end_s") is None
+
+    def record(self, ended_wall: float | None = None, duration_s: float | None = None) -> dict[str, Any]:
+        """The index document as far as it is known (the recorder adds `recording` and `status`)."""
+        return {
+            "call_id": self.call_id,
+            "line": self.line,
+            "direction": self.direction,
+            "started_at": utc_iso(self.started_wall),
+            "answered_at": utc_iso(self.answered_wall) if self.answered_wall is not None else None,
+            "ended_at": utc_iso(ended_wall) if ended_wall is not None else None,
+            "duration_s": round(duration_s, 3) if duration_s is not None else None,
+            "rings": self.rings,
+            "flashes": len(self.flashes),
+            "flash_times": list(self.flashes),
+            "caller_number": None,
+            "dialed_number": None,
+            "announcement": dict(self.announcement) if self.announcement else None,
+            "pauses": [dict(p) for p in self.pauses],
+            "tags": list(self.tags),
+            "preroll_s": self.preroll_s,
+            "errors": list(self.errors),
+        }

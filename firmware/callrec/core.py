@@ -1,0 +1,566 @@
+"""The core: the one owner of line and call state, on one thread, on injected time.
+
+Hardware threads (GPIO callbacks, capture, playback) only post what they saw into the core's queue;
+the core decides and tells the writers (recorder, players, LEDs) and the event bus what to do.
+Nothing reaches back into a hardware thread, so every decision is taken in one order, and tests can
+drive the core with edges and periods at any pace.
+
+Time: every input carries `t` on the core clock (monotonic seconds on a Pi, line-audio seconds in
+simulation). Audio periods are the heartbeat: each advances the line monitor, so debounce, flash and
+hang-up decisions fall on the right sample. `wall_of(t)` labels times for records and events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from callrec.audio.capture import AudioPeriod, CaptureEnded, CaptureFault
+from callrec.audio.playback import PlaybackFailed, PlaybackStarted
+from callrec.audio.preroll import PreRoll
+from callrec.audio.sound import Sound
+from callrec.bus import EventBus
+from callrec.calls import Call, new_call_id
+from callrec.config import Config
+from callrec.control import CommandError
+from callrec.events import Event, utc_iso
+from callrec.line import monitor as sig
+from callrec.line.monitor import LineMonitor, MonitorSettings
+from callrec.line.port import RawEdge
+from callrec.recording.files import day_dir
+from callrec.recording.recorder import Audio, Begin, Finish, Note, Recorder
+
+log = logging.getLogger(__name__)
+
+PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep that much more
+
+
+@dataclass(frozen=True)
+class Tick:
+    """A heartbeat from a timer: keeps decisions flowing when no audio arrives."""
+
+    t: float
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    name: str
+    args: dict[str, Any]
+    reply: Future[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    reason: str
+
+
+class Player:
+    """What the core needs of a playback path for one line."""
+
+    def play(self, line: int, samples: np.ndarray, kind: str) -> None: ...
+    def cancel(self, line: int) -> None: ...
+    def busy(self, line: int) -> bool: ...
+
+
+@dataclass
+class _Line:
+    id: int
+    monitor: LineMonitor
+    preroll: PreRoll
+    frame_end: int = 0
+    t_end: float = 0.0
+    call: Call | None = None
+    state: str = "idle"
+    since_wall: float = field(default_factory=time.time)
+    fault: bool = False
+    last_call_id: str | None = None
+
+
+class Core:
+    def __init__(
+        self,
+        config: Config,
+        bus: EventBus,
+        recorder: Recorder,
+        players: dict[int, Player],
+        set_led: Callable[[int, bool], None],
+        wall_of: Callable[[float], float],
+        announcement: Sound | None,
+        *,
+        expected_captures: int | None = None,
+        queue_size: int = 0,
+    ) -> None:
+        self.config = config
+        self.bus = bus
+        self.recorder = recorder
+        self.players = players
+        self.set_led = set_led
+        self.wall_of = wall_of
+        self.announcement = announcement
+        self.rate = config.audio.sample_rate
+        profile = config.profile()
+        self.profile = profile
+        settings = MonitorSettings(
+            debounce_s=config.hook.debounce_ms / 1000,
+            ring_gap_s=config.hook.ring_gap_ms / 1000,
+            inbound_window_s=config.hook.inbound_window_s,
+            flash_min_s=profile.flash_min_ms / 1000,
+            flash_max_s=profile.flash_max_ms / 1000,
+            nd_enabled=config.number_display(),
+            nd_car_max_s=config.hook.number_display_car_max_s,
+            nd_max_offhook_s=config.hook.number_display_max_offhook_s,
+        )
+        capacity = int((config.audio.preroll_seconds + PREROLL_SLACK_S) * self.rate)
+        self.lines = {
+            line.id: _Line(line.id, LineMonitor(line.id, settings), PreRoll(capacity))
+            for line in config.lines
+        }
+        self.preroll_frames = int(round(config.audio.preroll_seconds * self.rate))
+        self._warning = None
+        if config.announcement.warning_tone:
+            from callrec.audio.sound import tone
+
+            a = config.announcement
+            self._warning = tone(a.warning_tone_hz, a.warning_tone_s, self.rate, a.warning_tone_dbfs)
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._state_lock = threading.Lock()
+        self._alarms: dict[str, dict[str, Any]] = {}
+        self._states: dict[int, dict[str, Any]] = {}
+        for line in self.lines.values():
+            self._publish_state(line)
+        self._expected_captures = expected_captures
+        self._ended_captures = 0
+        self.finished = threading.Event()
+        self.started_monotonic = time.monotonic()
+        self.last_loop_monotonic = time.monotonic()
+        self.last_audio_monotonic = 0.0
+        self.capture_overruns = 0
+        self.latencies: list[float] = []   # off-hook edge to first announcement sample, seconds
+
+    # ---- threads -------------------------------------------------------------------------------
+
+    def post(self, item: object) -> None:
+        """Called from any thread; blocks only when a bounded queue is full (simulation pacing)."""
+        self._queue.put(item)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="core", daemon=True)
+        self._thread.start()
+
+    def stop(self, reason: str = "service stopping") -> None:
+        self.post(Shutdown(reason))
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            self.last_loop_monotonic = time.monotonic()
+            if isinstance(item, Shutdown):
+                self._shutdown(item.reason)
+                return
+            try:
+                self._handle(item)
+            except Exception:  # a bug in one decision must not stop the recorder
+                log.exception("core failed handling %s", type(item).__name__)
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, AudioPeriod):
+            self._audio(item)
+        elif isinstance(item, RawEdge):
+            line = self.lines.get(item.line)
+            if line is not None:
+                self._signals(line, line.monitor.edge(item))
+        elif isinstance(item, Tick):
+            for line in self.lines.values():
+                self._signals(line, line.monitor.advance(item.t))
+                self._timers(line, item.t)
+        elif isinstance(item, PlaybackStarted):
+            self._playback_started(item)
+        elif isinstance(item, PlaybackFailed):
+            self._playback_failed(item)
+        elif isinstance(item, CaptureFault):
+            self._capture_fault(item)
+        elif isinstance(item, CaptureEnded):
+            self._capture_ended(item)
+        elif isinstance(item, ControlRequest):
+            self._control(item)
+
+    # ---- audio ---------------------------------------------------------------------------------
+
+    def _audio(self, period: AudioPeriod) -> None:
+        line = self.lines.get(period.line)
+        if line is None:
+            return
+        self.last_audio_monotonic = time.monotonic()
+        line.preroll.append(period.samples)
+        line.frame_end = period.frame_end
+        line.t_end = period.t_end
+        call = line.call
+        if call is not None:
+            samples = np.zeros_like(period.samples) if call.paused else period.samples
+            self.recorder.submit(Audio(call.call_id, samples))
+        self._signals(line, line.monitor.advance(period.t_end))
+        self._timers(line, period.t_end)
+
+    def frame_at(self, line: _Line, t: float) -> int:
+        return line.frame_end - int(round((line.t_end - t) * self.rate))
+
+    # ---- line signals → calls ----------------------------------------------------------------------
+
+    def _signals(self, line: _Line, signals: list[sig.LineSignal]) -> None:
+        for signal in signals:
+            self._signal(line, signal)
+
+    def _signal(self, line: _Line, s: sig.LineSignal) -> None:
+        call_id = line.call.call_id if line.call else None
+        if isinstance(s, sig.RingStarted):
+            self._emit("line.ring", line.id, None, s.t, state="on")
+            self._set_state(line, "ringing", s.t)
+        elif isinstance(s, sig.RingEnded):
+            self._emit("line.ring", line.id, None, s.t, state="off", count=s.count,
+                       duration_s=round(s.duration_s, 3), car=s.car)
+        elif isinstance(s, sig.RingingStopped):
+            self._emit("line.ring", line.id, None, s.t, state="stopped", count=s.rings)
+            self._set_state(line, "idle", s.t)
+        elif isinstance(s, sig.HookChanged):
+            self._emit("line.hook", line.id, call_id, s.t, state="offhook" if s.offhook else "onhook")
+            if s.offhook and line.call is None:
+                self._set_state(line, "offhook", s.t)
+            elif not s.offhook and line.call is None:
+                self._set_state(line, "idle", s.t)
+        elif isinstance(s, sig.NumberDisplaySeen):
+            log.info("line %d: Number Display exchange (%.2f s off-hook), not a call", line.id,
+                     s.t - s.t_off)
+        elif isinstance(s, sig.CallBegan):
+            self._begin_call(line, s)
+        elif isinstance(s, sig.FlashSeen):
+            if line.call is not None:
+                line.call.flashes.append({"at_s": round(s.t - line.call.started_t, 3),
+                                          "duration_s": round(s.duration_s, 3)})
+            self._emit("line.flash", line.id, call_id, s.t, duration_s=round(s.duration_s, 3))
+        elif isinstance(s, sig.CallEnded):
+            self._end_call(line, s.t)
+
+    def _begin_call(self, line: _Line, s: sig.CallBegan) -> None:
+        wall = self.wall_of(s.t)
+        call = Call(
+            call_id=new_call_id(wall, line.id),
+            line=line.id,
+            direction=s.direction,
+            rings=s.rings,
+            started_t=s.t,
+            started_wall=wall,
+            start_frame=max(0, self.frame_at(line, s.t) - self.preroll_frames),
+            preroll_s=0.0,
+        )
+        call.preroll_s = round((self.frame_at(line, s.t) - max(call.start_frame, line.preroll.start_frame))
+                               / self.rate, 4)
+        line.call = call
+        line.last_call_id = call.call_id
+        initial = line.preroll.since(call.start_frame)
+        call.start_frame = line.preroll.end_frame - len(initial)
+        self.recorder.submit(Begin(call.call_id, line.id, day_dir(self.config.storage.data_dir, wall),
+                                   self._meta(call), initial))
+        self.set_led(line.id, True)
+        self._set_state(line, "recording", s.t)
+        self._emit("call.started", line.id, call.call_id, s.t, direction=call.direction, rings=call.rings,
+                   preroll_s=call.preroll_s)
+        self._answer(line, call, s.t)
+
+    def _answer(self, line: _Line, call: Call, t: float) -> None:
+        """The far end is there: inbound at our off-hook; outbound, for now, at the off-hook too."""
+        call.answered_t = t
+        call.answered_wall = self.wall_of(t)
+        self._emit("call.answered", line.id, call.call_id, t, direction=call.direction)
+        player = self.players.get(line.id)
+        if self.config.announcement.enabled and self.announcement is not None and player is not None:
+            call.announcement = {
+                "file": self.announcement.source,
+                "sha256": self.announcement.sha256,
+                "requested_monotonic": time.monotonic(),
+                "started_s": None,
+                "ended_s": None,
+            }
+            player.play(line.id, self.announcement.samples, "announcement")
+        elif self.config.announcement.enabled:
+            call.errors.append("announcement not played: no playback path for this line")
+            self._raise_alarm(f"announcement:{line.id}", line.id, "announcement",
+                              f"line {line.id} has no working playback: calls are not announced", t)
+        if self._warning is not None:
+            call.next_warning_t = t + self.config.announcement.warning_tone_every_s
+        self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+
+    def _end_call(self, line: _Line, t_onhook: float) -> None:
+        call = line.call
+        if call is None:
+            return
+        line.call = None
+        player = self.players.get(line.id)
+        if player is not None:
+            player.cancel(line.id)
+        self._close_pause(call, t_onhook)
+        self._report_announcement(line, call, t_onhook)
+        duration = max(0.0, t_onhook - call.started_t)
+        discard = duration < self.config.storage.min_call_seconds
+        frames = max(0, self.frame_at(line, t_onhook) - call.start_frame)
+        ended_wall = self.wall_of(t_onhook)
+        self.recorder.submit(Finish(call.call_id, call.record(ended_wall, duration), frames, discard, ended_wall))
+        self.set_led(line.id, False)
+        self._set_state(line, "offhook" if line.monitor.offhook else "idle", t_onhook)
+
+    def _meta(self, call: Call) -> dict[str, Any]:
+        return {
+            "call_id": call.call_id,
+            "line": call.line,
+            "sample_rate": self.rate,
+            "started_wall": call.started_wall,
+            "preroll_s": call.preroll_s,
+            "record": call.record(),
+        }
+
+    # ---- announcement and timers -------------------------------------------------------------
+
+    def _playback_started(self, item: PlaybackStarted) -> None:
+        line = self.lines.get(item.line)
+        call = line.call if line else None
+        if line is None or call is None or item.kind != "announcement" or call.announcement is None:
+            return
+        assert call.answered_t is not None and self.announcement is not None
+        started = item.t - call.answered_t
+        call.announcement["started_s"] = round(started, 3)
+        call.announcement["ended_s"] = round(started + self.announcement.duration_s, 3)
+        requested = call.announcement.pop("requested_monotonic", None)
+        if requested is not None:
+            self.latencies.append(item.monotonic - requested)
+        call.announcement_end_t = item.t + self.announcement.duration_s
+        self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+
+    def _playback_failed(self, item: PlaybackFailed) -> None:
+        line = self.lines.get(item.line)
+        if line is not None and line.call is not None:
+            line.call.errors.append(f"{item.kind} playback failed: {item.message}")
+        self._raise_alarm(f"playback:{item.line}", item.line, "playback",
+                          f"announcement playback failed on line {item.line}: {item.message}", item.t)
+
+    def _timers(self, line: _Line, now: float) -> None:
+        call = line.call
+        if call is None:
+            return
+        if call.announcement_end_t is not None and now >= call.announcement_end_t:
+            self._report_announcement(line, call, now)
+        if call.next_warning_t is not None and now >= call.next_warning_t and self._warning is not None:
+            call.next_warning_t += self.config.announcement.warning_tone_every_s
+            player = self.players.get(line.id)
+            if player is not None and not player.busy(line.id):
+                player.play(line.id, self._warning, "warning_tone")
+
+    def _report_announcement(self, line: _Line, call: Call, now: float) -> None:
+        if call.announcement is None or call.announcement_reported or call.announcement_end_t is None:
+            return
+        call.announcement_reported = True
+        completed = now >= call.announcement_end_t
+        if not completed:
+            call.errors.append("the call ended before the announcement finished")
+        self._emit("announcement.played", line.id, call.call_id, min(now, call.announcement_end_t),
+                   file=call.announcement["file"], sha256=call.announcement["sha256"],
+                   started_s=call.announcement["started_s"], ended_s=call.announcement["ended_s"],
+                   completed=completed)
+
+    # ---- faults ----------------------------------------------------------------------------------
+
+    def _capture_fault(self, fault: CaptureFault) -> None:
+        alarm_id = f"capture:{fault.pcm}"
+        if fault.kind == "overrun":
+            self.capture_overruns += 1
+            log.warning("capture overrun on %s (%d so far)", fault.pcm, self.capture_overruns)
+            self._raise_alarm(f"overrun:{fault.pcm}", None, "capture_overrun",
+                              f"capture overruns on {fault.pcm}: {self.capture_overruns}", fault.t)
+            return
+        for line_id in fault.lines:
+            line = self.lines[line_id]
+            line.fault = fault.kind == "device"
+            if line.call is not None and fault.kind == "device":
+                line.call.errors.append(f"capture interrupted: {fault.message}")
+            self._set_state(line, "fault" if line.fault else ("recording" if line.call else "idle"), fault.t)
+        if fault.kind == "device":
+            self._raise_alarm(alarm_id, None, "capture",
+                              f"capture from {fault.pcm} failed ({fault.message}); lines "
+                              f"{', '.join(map(str, fault.lines))} are not recorded until it returns",
+                              fault.t)
+        else:
+            self._clear_alarm(alarm_id, fault.t)
+
+    def _raise_alarm(self, alarm_id: str, line: int | None, kind: str, message: str, t: float) -> None:
+        with self._state_lock:
+            known = alarm_id in self._alarms
+            self._alarms[alarm_id] = {"id": alarm_id, "line": line, "kind": kind, "message": message,
+                                      "since": self._alarms.get(alarm_id, {}).get("since")
+                                      or utc_iso(self.wall_of(t))}
+        if not known:
+            self._emit("alarm.raised", line, None, t, id=alarm_id, kind=kind, message=message)
+
+    def _clear_alarm(self, alarm_id: str, t: float) -> None:
+        with self._state_lock:
+            alarm = self._alarms.pop(alarm_id, None)
+        if alarm is not None:
+            self._emit("alarm.cleared", alarm["line"], None, t, id=alarm_id, kind=alarm["kind"])
+
+    def _capture_ended(self, item: CaptureEnded) -> None:
+        self._ended_captures += 1
+        if self._expected_captures is not None and self._ended_captures >= self._expected_captures:
+            self._end_all_calls("the simulated line audio ended during the call")
+            self.finished.set()
+
+    def _end_all_calls(self, why: str) -> None:
+        for line in self.lines.values():
+            if line.call is not None:
+                line.call.errors.append(why)
+                self._end_call(line, line.t_end)
+
+    def _shutdown(self, reason: str) -> None:
+        self._end_all_calls(f"recording stopped: {reason}")
+
+    # ---- control API (called from front-end threads) -----------------------------------------------
+
+    def command(self, name: str, args: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        if name == "ping":
+            return {"pong": True}
+        reply: Future[dict[str, Any]] = Future()
+        self.post(ControlRequest(name, args, reply))
+        return reply.result(timeout=timeout)
+
+    def _control(self, request: ControlRequest) -> None:
+        try:
+            result = self._run_command(request.name, request.args)
+        except CommandError as error:
+            request.reply.set_exception(error)
+        except Exception as error:
+            log.exception("command %s failed", request.name)
+            request.reply.set_exception(CommandError(f"internal error: {error}"))
+        else:
+            request.reply.set_result(result)
+
+    def _line_arg(self, args: dict[str, Any]) -> _Line:
+        number = args.get("line")
+        if not isinstance(number, int) or isinstance(number, bool) or number not in self.lines:
+            raise CommandError(f"`line` must be one of {sorted(self.lines)}, got {number!r}")
+        return self.lines[number]
+
+    def _run_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name == "announcement.test":
+            line = self._line_arg(args)
+            if line.call is not None or line.monitor.offhook or line.monitor.ringing:
+                raise CommandError(f"line {line.id} is not idle; the test announcement plays only when idle")
+            player = self.players.get(line.id)
+            if player is None or self.announcement is None:
+                raise CommandError(f"line {line.id} has no playback path")
+            player.play(line.id, self.announcement.samples, "test")
+            return {"line": line.id, "duration_s": round(self.announcement.duration_s, 3)}
+        if name in ("recording.pause", "recording.resume"):
+            line = self._line_arg(args)
+            call = line.call
+            if call is None:
+                raise CommandError(f"line {line.id} has no call in progress")
+            at = round(line.t_end - call.started_t, 3)
+            if name == "recording.pause":
+                if call.paused:
+                    raise CommandError(f"the recording of line {line.id} is already paused")
+                call.pauses.append({"start_s": at, "end_s": None})
+            else:
+                if not call.paused:
+                    raise CommandError(f"the recording of line {line.id} is not paused")
+                call.pauses[-1]["end_s"] = at
+            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+            return {"line": line.id, "call_id": call.call_id, "at_s": at}
+        if name == "call.mark":
+            call_id, tag = args.get("call_id"), args.get("tag")
+            if not isinstance(call_id, str) or not isinstance(tag, str) or not tag:
+                raise CommandError("`call_id` and `tag` must be non-empty strings")
+            for line in self.lines.values():
+                if line.call is not None and line.call.call_id == call_id:
+                    if tag not in line.call.tags:
+                        line.call.tags.append(tag)
+                    return {"call_id": call_id, "tags": list(line.call.tags)}
+            record = self.recorder.index.get(call_id)
+            if record is None:
+                raise CommandError(f"no call {call_id!r}")
+            tags = list(record.get("tags", []))
+            if tag not in tags:
+                tags.append(tag)
+            self.recorder.index.update(call_id, {"tags": tags})
+            return {"call_id": call_id, "tags": tags}
+        raise CommandError(f"unknown command {name!r}")
+
+    def _close_pause(self, call: Call, t: float) -> None:
+        if call.paused:
+            call.pauses[-1]["end_s"] = round(t - call.started_t, 3)
+
+    def line_states(self) -> list[dict[str, Any]]:
+        with self._state_lock:
+            return [dict(self._states[number]) for number in sorted(self._states)]
+
+    def active_alarms(self) -> list[dict[str, Any]]:
+        with self._state_lock:
+            return [dict(alarm) for alarm in self._alarms.values()]
+
+    def stats(self) -> dict[str, Any]:
+        data_dir = self.config.storage.data_dir
+        try:
+            free = shutil.disk_usage(data_dir).free
+        except OSError:
+            free = None
+        today = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
+        return {
+            "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
+            "disk_free_bytes": free,
+            "calls_today": self.recorder.index.calls_since(today),
+            "recordings_stored": self.recorder.index.count(),
+            "calls_discarded": self.recorder.stats.discarded,
+            "capture_overruns": self.capture_overruns,
+            "cpu_temp_c": _cpu_temp(),
+        }
+
+    # ---- helpers -----------------------------------------------------------------------------------
+
+    def _set_state(self, line: _Line, state: str, t: float) -> None:
+        if line.fault and state != "fault":
+            state = "fault"
+        if state == line.state:
+            return
+        line.state = state
+        line.since_wall = self.wall_of(t)
+        self._publish_state(line)
+
+    def _publish_state(self, line: _Line) -> None:
+        call = line.call
+        with self._state_lock:
+            self._states[line.id] = {
+                "line": line.id,
+                "state": line.state,
+                "call_id": call.call_id if call else None,
+                "since": utc_iso(line.since_wall),
+                "direction": call.direction if call else None,
+                "caller_number": None,
+            }
+
+    def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None:
+        self.bus.emit(Event(type_, line, call_id, self.wall_of(t), fields))
+
+
+def _cpu_temp() -> float | None:
+    try:
+        with open("/sys/class/thermal/thermal_zone0/temp") as handle:
+            return round(int(handle.read().strip()) / 1000, 1)
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,90 @@
+"""The RPi.GPIO backend of the line port: edge callbacks and nothing else.
+
+Kept thin on purpose: RPi.GPIO (or rpi-lgpio on a Pi 5, same module) calls us on its own thread for
+every edge; we read the level, translate polarity and pass a RawEdge on. No bouncetime is given to
+RPi.GPIO: debounce is the core's, so it is the same code on the Pi and in simulation and is tested.
+The module is imported lazily so the rest of the firmware runs where RPi.GPIO cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from callrec.config import LineConfig
+from callrec.line.port import EdgeSink, RawEdge, Signal
+
+log = logging.getLogger(__name__)
+
+
+class GpioUnavailable(RuntimeError):
+    """RPi.GPIO cannot be used here (not a Pi, no permission): a start-up error, not a crash loop."""
+
+
+def import_gpio() -> ModuleType:
+    try:
+        import RPi.GPIO as gpio  # type: ignore[import-not-found]
+    except (ImportError, RuntimeError) as error:
+        raise GpioUnavailable(
+            f"RPi.GPIO is not usable on this machine ({error}); on a Pi install python3-rpi-lgpio "
+            "or RPi.GPIO, elsewhere use `callrec simulate`"
+        ) from error
+    return gpio
+
+
+class RpiGpioLine:
+    def __init__(
+        self,
+        lines: tuple[LineConfig, ...],
+        gpio: ModuleType | Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lines = lines
+        self._gpio = gpio
+        self._clock = clock
+        self._pins: dict[int, tuple[int, Signal, bool]] = {}
+        for line in lines:
+            self._pins[line.hook_gpio] = (line.id, "hook", line.hook_active_low)
+            self._pins[line.ring_gpio] = (line.id, "ring", line.ring_active_low)
+        self._leds = {line.id: line.led_gpio for line in lines if line.led_gpio is not None}
+        self._sink: EdgeSink | None = None
+
+    def start(self, sink: EdgeSink) -> None:
+        gpio = self._gpio = self._gpio or import_gpio()
+        self._sink = sink
+        gpio.setwarnings(False)
+        gpio.setmode(gpio.BCM)
+        for pin in self._pins:
+            gpio.setup(pin, gpio.IN, pull_up_down=gpio.PUD_UP)
+        for pin in self._leds.values():
+            gpio.setup(pin, gpio.OUT, initial=gpio.LOW)
+        now = self._clock()
+        for pin in self._pins:
+            self._report(pin, now)
+        for pin in self._pins:
+            gpio.add_event_detect(pin, gpio.BOTH, callback=self._on_edge)
+        log.info("GPIO claimed: %s", sorted(self._pins))
+
+    def _on_edge(self, pin: int) -> None:
+        self._report(pin, self._clock())
+
+    def _report(self, pin: int, t: float) -> None:
+        line, signal, active_low = self._pins[pin]
+        level = bool(self._gpio.input(pin))  # type: ignore[union-attr]
+        if self._sink is not None:
+            self._sink(RawEdge(line, signal, level != active_low, t))
+
+    def set_led(self, line: int, on: bool) -> None:
+        pin = self._leds.get(line)
+        if pin is not None and self._gpio is not None:
+            self._gpio.output(pin, self._gpio.HIGH if on else self._gpio.LOW)
+
+    def stop(self) -> None:
+        self._sink = None
+        if self._gpio is not None:
+            for pin in self._pins:
+                self._gpio.remove_event_detect(pin)
+            self._gpio.cleanup([*self._pins, *self._leds.values()])

@@ -1,0 +1,37 @@
+"""The simulated line: a backend of the line port driven by a scenario instead of pins.
+
+The simulator (or a test) calls `drive()` with the level a real opto input would show, at a time on
+the core's clock; the edge goes to the sink exactly as the RPi.GPIO backend's callbacks would send
+it. LED writes are kept so tests can see them.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from callrec.line.port import EdgeSink, RawEdge, Signal
+
+
+class SimulatedLine:
+    def __init__(self, line_ids: list[int]) -> None:
+        self._sink: EdgeSink | None = None
+        self._lock = threading.Lock()
+        self.leds: dict[int, bool] = dict.fromkeys(line_ids, False)
+        self.led_history: list[tuple[int, bool]] = []
+
+    def start(self, sink: EdgeSink) -> None:
+        self._sink = sink
+
+    def drive(self, line: int, signal: Signal, active: bool, t: float) -> None:
+        if self._sink is None:
+            raise RuntimeError("SimulatedLine.drive() before start()")
+        self._sink(RawEdge(line, signal, active, t))
+
+    def set_led(self, line: int, on: bool) -> None:
+        with self._lock:
+            if line in self.leds and self.leds[line] != on:
+                self.leds[line] = on
+                self.led_history.append((line, on))
+
+    def stop(self) -> None:
+        self._sink = None

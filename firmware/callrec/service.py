@@ -1,0 +1,195 @@
+"""Wiring: the same pipeline for the Pi and for the simulator, built from the configuration.
+
+`Service` opens the data directory (journal, index), recovers what a crash left, loads the
+announcement, opens every PCM (a clear start-up error if one cannot be opened), and starts the
+recorder, the core, the players, the capture threads and the line source, in that order, so that
+nothing produces input before its consumer runs. What differs between a Pi and a simulation is only
+the `Backend`: the line source, the clocks, and simulation's taps on capture and playback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callrec.audio.capture import AudioDeviceError, CaptureGroup, CaptureTap
+from callrec.audio.playback import PlaybackGroup, Wire
+from callrec.audio.sound import Sound, SoundError, load_announcement
+from callrec.bus import EventBus, Listener
+from callrec.config import Config
+from callrec.core import Core, Tick
+from callrec.line.port import LineSource
+from callrec.recording.recorder import Recorder
+from callrec.recording.recover import recover_all
+from callrec.store.index import CallIndex
+from callrec.store.journal import Journal
+
+log = logging.getLogger(__name__)
+
+
+class StartupError(Exception):
+    """The service cannot start as configured; the message says what to fix."""
+
+
+@dataclass
+class Backend:
+    line_source: LineSource
+    capture_clock: Callable[[int], Callable[[int], float]]   # rate -> (frames -> core time)
+    playback_clock: Callable[[], float]
+    wall_of: Callable[[float], float]
+    taps: dict[str, CaptureTap] = field(default_factory=dict)
+    wire: Wire | None = None
+    tick_s: float | None = 0.05          # a heartbeat when no audio comes (hardware)
+    queue_size: int = 0
+    simulated: bool = False
+
+
+def hardware_backend(line_source: LineSource) -> Backend:
+    offset = time.time() - time.monotonic()
+    return Backend(
+        line_source=line_source,
+        capture_clock=lambda rate: (lambda frames: time.monotonic()),
+        playback_clock=time.monotonic,
+        wall_of=lambda t: t + offset,
+    )
+
+
+def open_store(data_dir: Path) -> tuple[Journal, CallIndex]:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        return Journal(data_dir / "journal.sqlite"), CallIndex(data_dir / "index.sqlite")
+    except OSError as error:
+        raise StartupError(f"storage.data_dir: cannot use {data_dir}: {error.strerror or error}") from None
+
+
+def load_sound(config: Config) -> Sound | None:
+    if not config.announcement.enabled:
+        return None
+    path = config.announcement_file()
+    try:
+        return load_announcement(path, config.audio.sample_rate, config.announcement.gain_db)
+    except SoundError as error:
+        raise StartupError(f"announcement.file: {error}") from None
+
+
+class Service:
+    def __init__(self, config: Config, backend: Backend, listeners: list[Listener] | None = None) -> None:
+        self.config = config
+        self.backend = backend
+        self.listeners = listeners or []
+        self.journal: Journal | None = None
+        self.index: CallIndex | None = None
+        self.bus: EventBus | None = None
+        self.recorder: Recorder | None = None
+        self.core: Core | None = None
+        self.captures: list[CaptureGroup] = []
+        self.players: list[PlaybackGroup] = []
+        self.extras: list[Any] = []   # front ends (MQTT, console) stopped before the core
+        self._ticker_stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = self.config
+        sound = load_sound(config)
+        self.journal, self.index = open_store(config.storage.data_dir)
+        self.bus = EventBus(self.journal)
+        for listener in self.listeners:
+            self.bus.subscribe(listener)
+        recovered = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus)
+        if recovered:
+            log.info("recovered %d interrupted recording(s)", len(recovered))
+        self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
+                                 self.index, self.bus, config.storage.sync_interval_s)
+        period = config.audio.sample_rate * config.audio.period_ms // 1000
+        capture_pcms: dict[str, dict[int, int]] = {}
+        playback_pcms: dict[str, dict[int, int]] = {}
+        for line in config.lines:
+            capture_pcms.setdefault(line.capture_pcm, {})[line.id] = line.capture_channel
+            playback_pcms.setdefault(line.playback_pcm, {})[line.id] = line.playback_channel
+        core_players: dict[int, Any] = {}
+        self.core = core = Core(
+            config, self.bus, self.recorder, core_players, self.backend.line_source.set_led,
+            self.backend.wall_of, sound,
+            expected_captures=len(capture_pcms) if self.backend.simulated else None,
+            queue_size=self.backend.queue_size,
+        )
+        try:
+            for pcm, channels in playback_pcms.items():
+                player = PlaybackGroup(pcm, channels, config.audio.sample_rate, period, core.post,
+                                       self.backend.playback_clock, wire=self.backend.wire)
+                player.open()
+                self.players.append(player)
+                for line_id in channels:
+                    core_players[line_id] = player
+            for pcm, channels in capture_pcms.items():
+                capture = CaptureGroup(pcm, channels, config.audio.sample_rate, period, core.post,
+                                       self.backend.capture_clock(config.audio.sample_rate),
+                                       tap=self.backend.taps.get(pcm),
+                                       backoff_s=config.audio.reopen_backoff_s)
+                capture.open()
+                self.captures.append(capture)
+        except AudioDeviceError as error:
+            self._close_audio()
+            raise StartupError(str(error)) from None
+        self.recorder.start()
+        core.start()
+        for player in self.players:
+            player.start()
+        try:
+            self.backend.line_source.start(core.post)
+        except Exception as error:
+            self.stop()
+            raise StartupError(f"line inputs: {error}") from None
+        for capture in self.captures:
+            capture.start()
+        if self.backend.tick_s:
+            self._ticker = threading.Thread(target=self._tick, name="ticker", daemon=True)
+            self._ticker.start()
+
+    def _tick(self) -> None:
+        assert self.core is not None and self.backend.tick_s
+        while not self._ticker_stop.wait(self.backend.tick_s):
+            self.core.post(Tick(self.backend.playback_clock()))
+
+    def healthy(self, stale_s: float = 2.0) -> bool:
+        """Audio still arrives and the core loop is still turning (for the watchdog)."""
+        if self.core is None:
+            return False
+        now = time.monotonic()
+        return now - self.core.last_audio_monotonic < stale_s and now - self.core.last_loop_monotonic < stale_s
+
+    def stop(self) -> None:
+        """Stop inputs first, end open calls, let the recorder finish, then close the store."""
+        for extra in reversed(self.extras):
+            try:
+                extra.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(extra).__name__)
+        self._ticker_stop.set()
+        self.backend.line_source.stop()
+        for capture in self.captures:
+            capture.stop()
+        if self.core is not None:
+            self.core.stop()
+        for player in self.players:
+            player.stop()
+        if self.recorder is not None:
+            self.recorder.stop()
+        self._close_audio()
+        if self.index is not None:
+            self.index.close()
+        if self.journal is not None:
+            self.journal.close()
+
+    def _close_audio(self) -> None:
+        for capture in self.captures:
+            handle = getattr(capture, "_handle", None)
+            if handle is not None:
+                with contextlib.suppress(Exception):
+                    handle.close()

@@ -1,0 +1,349 @@
+"""The simulator: a scenario drives the real pipeline through real alsa-lib and a simulated line.
+
+Each scenario line gets its own pair of ALSA `file`-plugin PCMs: capture reads the line's audio
+from a raw infile, playback writes what the device played to a WAV. The simulated GPIO line fires
+the scenario's hook and ring edges from inside the capture thread, at the exact sample of their
+`at`, so the recording can be compared sample for sample with the input. The simulated wire mixes
+what the device played into what the line carries, as a real line would.
+
+Without `--realtime` the `null` slave reads unpaced (an hour in seconds); the core's bounded queue
+and a lockstep gate keep all lines on one timeline. With `--realtime` a private PulseAudio with null
+sinks supplies a real clock behind the same PCMs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from callrec.audio.playback import PlaybackStarted
+from callrec.audio.sound import SoundError, read_mono, to_int16
+from callrec.config import Config
+from callrec.line.gpio_sim import SimulatedLine
+from callrec.service import Backend
+
+log = logging.getLogger(__name__)
+
+TAIL_S = 2.0     # audio after the last event, so the hang-up decision (flash window) can be taken
+
+
+class ScenarioError(Exception):
+    """The scenario file is wrong; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    at: float
+    signal: str      # "hook" | "ring"
+    active: bool     # off-hook / ringing
+
+
+@dataclass(frozen=True)
+class ScenarioLine:
+    line: int
+    audio: Path
+    events: tuple[ScenarioEvent, ...]
+
+
+def load_scenario(path: Path) -> list[ScenarioLine]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScenarioError(f"{path}: cannot read: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path}: not valid TOML: {error}") from None
+    unknown = set(data) - {"line"}
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {sorted(unknown)}; a scenario holds [[line]] tables")
+    tables = data.get("line")
+    if not isinstance(tables, list) or not tables:
+        raise ScenarioError(f"{path}: no [[line]] table; add one per simulated line")
+    lines: list[ScenarioLine] = []
+    for index, table in enumerate(tables):
+        lines.append(_parse_line(path, index, table))
+    numbers = [line.line for line in lines]
+    if len(set(numbers)) != len(numbers):
+        raise ScenarioError(f"{path}: line numbers repeat ({numbers}); each [[line]] needs its own `line`")
+    return lines
+
+
+def _parse_line(path: Path, index: int, table: Any) -> ScenarioLine:
+    where = f"{path}: line[{index}]"
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: must be a table")
+    unknown = set(table) - {"line", "audio", "events"}
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: line, audio, events")
+    number = table.get("line")
+    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 4:
+        raise ScenarioError(f"{where}.line: must be a line number 1-4, got {number!r}")
+    audio = table.get("audio")
+    if not isinstance(audio, str):
+        raise ScenarioError(f"{where}.audio: must name a WAV file (relative to the scenario), got {audio!r}")
+    audio_path = (path.parent / audio).resolve()
+    if not audio_path.is_file():
+        raise ScenarioError(f"{where}.audio: no such file {audio_path}")
+    raw_events = table.get("events", [])
+    if not isinstance(raw_events, list):
+        raise ScenarioError(f"{where}.events: must be a list of {{ at = SECONDS, hook|ring = ... }}")
+    events = []
+    last = 0.0
+    for number_e, raw in enumerate(raw_events):
+        at_where = f"{where}.events[{number_e}]"
+        if not isinstance(raw, dict):
+            raise ScenarioError(f"{at_where}: must be an inline table like {{ at = 1.0, ring = \"on\" }}")
+        extra = set(raw) - {"at", "hook", "ring"}
+        if extra:
+            raise ScenarioError(f"{at_where}: unknown key(s) {sorted(extra)}; allowed: at, hook, ring")
+        at = raw.get("at")
+        if not isinstance(at, int | float) or isinstance(at, bool) or at < 0:
+            raise ScenarioError(f"{at_where}.at: must be seconds >= 0 from the start of the audio, got {at!r}")
+        if at < last:
+            raise ScenarioError(f"{at_where}.at: {at} is before the previous event ({last}); "
+                                "events must be in time order")
+        last = float(at)
+        signals = [key for key in ("hook", "ring") if key in raw]
+        if len(signals) != 1:
+            raise ScenarioError(f"{at_where}: needs exactly one of `hook` or `ring`")
+        signal = signals[0]
+        value = raw[signal]
+        allowed = {"hook": ("off", "on"), "ring": ("on", "off")}[signal]
+        if value not in allowed:
+            raise ScenarioError(f"{at_where}.{signal}: must be {allowed[0]!r} or {allowed[1]!r}, got {value!r}")
+        active = value == "off" if signal == "hook" else value == "on"
+        events.append(ScenarioEvent(float(at), signal, active))
+    return ScenarioLine(number, audio_path, tuple(events))
+
+
+# ---- the simulated line, wire and pacing ---------------------------------------------------------
+
+
+class Lockstep:
+    """Keeps unpaced capture threads within a few periods of each other: one timeline for events."""
+
+    def __init__(self, lines: list[int], slack_frames: int) -> None:
+        self._positions: dict[int, int] = dict.fromkeys(lines, 0)
+        self._slack = slack_frames
+        self._cond = threading.Condition()
+
+    def wait_turn(self, line: int, frame: int) -> None:
+        with self._cond:
+            self._positions[line] = frame
+            self._cond.notify_all()
+            while True:
+                others = [pos for other, pos in self._positions.items() if other != line]
+                if not others or frame <= min(others) + self._slack:
+                    return
+                self._cond.wait(timeout=0.5)
+
+    def done(self, line: int) -> None:
+        with self._cond:
+            self._positions.pop(line, None)
+            self._cond.notify_all()
+
+
+class SimLineTap:
+    """One line's capture tap and wire: fires its edges on time and mixes what the device plays."""
+
+    def __init__(self, scenario: ScenarioLine, rate: int, max_frames: int, source: SimulatedLine,
+                 lockstep: Lockstep, post: Any) -> None:
+        self.line = scenario.line
+        self.rate = rate
+        self.max_frames = max_frames
+        self._events = list(scenario.events)
+        self._source = source
+        self._lockstep = lockstep
+        self._post = post
+        self._lock = threading.Lock()
+        self._pending: list[list[Any]] = []   # [samples, position, kind, started]
+        self.edge_monotonic: dict[float, float] = {}
+
+    def before_read(self, frame: int) -> None:
+        self._lockstep.wait_turn(self.line, frame)
+
+    def inject(self, line: int, samples: np.ndarray, kind: str) -> None:
+        with self._lock:
+            self._pending = [[samples, 0, kind, False]]   # a new sound replaces the old, as the player does
+
+    def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray:
+        t_end = (frame_start + len(samples)) / self.rate
+        while self._events and self._events[0].at < t_end:
+            event = self._events.pop(0)
+            self.edge_monotonic[event.at] = time.monotonic()
+            self._source.drive(self.line, event.signal, event.active, event.at)  # type: ignore[arg-type]
+        with self._lock:
+            if self._pending:
+                mixed = samples.astype(np.int32)
+                for item in self._pending:
+                    sound, pos, kind, started = item
+                    if not started:
+                        item[3] = True
+                        self._post(PlaybackStarted(self.line, kind, frame_start / self.rate, time.monotonic()))
+                    chunk = sound[pos : pos + len(samples)]
+                    mixed[: len(chunk)] += chunk
+                    item[1] = pos + len(chunk)
+                self._pending = [item for item in self._pending if item[1] < len(item[0])]
+                samples = np.clip(mixed, -32768, 32767).astype(np.int16)
+        if frame_start + len(samples) >= self.max_frames:
+            self._lockstep.done(self.line)
+        return samples
+
+
+class SimWire:
+    """Routes what a playback PCM plays to the tap of the line it was played on."""
+
+    def __init__(self, taps: dict[int, SimLineTap]) -> None:
+        self.taps = taps
+
+    def inject(self, line: int, samples: np.ndarray, kind: str) -> None:
+        self.taps[line].inject(line, samples, kind)
+
+
+# ---- ALSA configuration for the simulation ------------------------------------------------------
+
+
+class PulseServer:
+    """A private PulseAudio with null sinks: the real-time clock behind `--realtime`."""
+
+    def __init__(self, workdir: Path, rate: int, lines: list[int]) -> None:
+        if shutil.which("pulseaudio") is None:
+            raise ScenarioError("--realtime needs PulseAudio: apt-get install pulseaudio pulseaudio-utils")
+        self.dir = workdir / "pulse"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.socket = self.dir / "native"
+        script = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}"]
+        for line in lines:
+            for kind in ("in", "out"):
+                script.append(f"load-module module-null-sink sink_name=line{line}_{kind} rate={rate} "
+                              "channels=1 format=s16le")
+        (self.dir / "sim.pa").write_text("\n".join(script) + "\n")
+        env = dict(os.environ, HOME=str(workdir), XDG_RUNTIME_DIR=str(self.dir))
+        self.proc = subprocess.Popen(
+            ["pulseaudio", "-n", "-F", str(self.dir / "sim.pa"), "--daemonize=no", "--exit-idle-time=-1",
+             "--disallow-exit", "--use-pid-file=no", "--system=false",
+             f"--log-target=file:{self.dir / 'pa.log'}"],
+            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.socket.exists():
+                try:
+                    with socket.socket(socket.AF_UNIX) as probe:
+                        probe.connect(str(self.socket))
+                    return
+                except OSError:
+                    pass
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise ScenarioError(f"the private PulseAudio did not start; see {self.dir / 'pa.log'}")
+
+    def slave(self, device: str) -> str:
+        return f'{{ type pulse; server "unix:{self.socket}"; device "{device}" }}'
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@dataclass
+class Simulation:
+    config: Config
+    backend: Backend
+    taps: dict[int, SimLineTap]
+    source: SimulatedLine
+    workdir: Path
+    pulse: PulseServer | None
+
+    def close(self) -> None:
+        if self.pulse is not None:
+            self.pulse.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, explicit_config: bool,
+            post: Any) -> Simulation:
+    """Write the line audio and the ALSA configuration, and build the simulation backend.
+
+    Must run before the first PCM is opened in this process: alsa-lib reads its configuration once.
+    `post` is the core's input (bound later): the taps post playback starts through it.
+    """
+    rate = config.audio.sample_rate
+    workdir = Path(tempfile.mkdtemp(prefix="callrec-sim-"))
+    pulse = PulseServer(workdir, rate, [s.line for s in scenario]) if realtime else None
+    configured = {line.id: line for line in config.lines}
+    lines = []
+    asound = []
+    frames_by_line: dict[int, int] = {}
+    for s in scenario:
+        if s.line not in configured and explicit_config:
+            raise ScenarioError(f"scenario line {s.line} is not among the configured lines "
+                                f"{sorted(configured)}; add it to the configuration")
+        try:
+            audio = to_int16(read_mono(s.audio, rate))
+        except SoundError as error:
+            raise ScenarioError(f"scenario line {s.line}: {error}") from None
+        last_event = s.events[-1].at if s.events else 0.0
+        frames = max(len(audio), int((last_event + TAIL_S) * rate))
+        period = rate * config.audio.period_ms // 1000
+        frames = -(-frames // period) * period
+        infile = np.zeros(frames + 10 * period, dtype=np.int16)  # longer than read: no stale re-reads
+        infile[: len(audio)] = audio
+        raw = workdir / f"line{s.line}.raw"
+        raw.write_bytes(infile.astype("<i2").tobytes())
+        frames_by_line[s.line] = frames
+        capture_slave = pulse.slave(f"line{s.line}_in.monitor") if pulse else '"null"'
+        playback_slave = pulse.slave(f"line{s.line}_out") if pulse else '"null"'
+        asound.append(
+            f'pcm.callrec_sim_in_{s.line} {{\n  type file\n  slave.pcm {capture_slave}\n'
+            f'  file "/dev/null"\n  infile "{raw}"\n  format "raw"\n}}\n'
+            f'pcm.callrec_sim_out_{s.line} {{\n  type file\n  slave.pcm {playback_slave}\n'
+            f'  file "{workdir / f"played{s.line}.wav"}"\n  format "wav"\n  perm 0644\n}}\n'
+        )
+        base = configured.get(s.line)
+        fields = base.model_dump() if base is not None else {
+            "id": s.line, "hook_gpio": 2 + 3 * s.line, "ring_gpio": 3 + 3 * s.line, "led_gpio": None,
+        }
+        fields.update(capture_pcm=f"callrec_sim_in_{s.line}", capture_channel=0,
+                      playback_pcm=f"callrec_sim_out_{s.line}", playback_channel=0)
+        lines.append(fields)
+    conf = workdir / "asound.conf"
+    conf.write_text("".join(asound))
+    os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{conf}"
+    sim_config = config.model_validate({**config.model_dump(), "lines": lines})
+    source = SimulatedLine([s.line for s in scenario])
+    period = rate * config.audio.period_ms // 1000
+    lockstep = Lockstep([s.line for s in scenario], slack_frames=5 * period)
+    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post) for s in scenario}
+    start_wall = time.time()
+    backend = Backend(
+        line_source=source,
+        capture_clock=lambda rate_: (lambda frames: frames / rate_),
+        playback_clock=time.monotonic,   # unused: the wire reports playback start
+        wall_of=lambda t: start_wall + t,
+        taps={f"callrec_sim_in_{line}": tap for line, tap in taps.items()},
+        wire=SimWire(taps),
+        tick_s=None,
+        queue_size=0 if realtime else 4,
+        simulated=True,
+    )
+    return Simulation(sim_config, backend, taps, source, workdir, pulse)
