@@ -48,10 +48,16 @@ def call_record(i, line=1, caller="0312345678", dialed=None, status="complete"):
         "pauses": [{"from_s": 20.0, "to_s": 31.5, "by": "console"}],
         "digits": "1#",
     }
+
+
+def big_call_record(i):
+    # Larger than three sqlite pages, so a kill can land between the frames of one commit.
+    return {**call_record(i), "transcript": "話" * 4000}
 """
 _namespace: dict[str, Any] = {}
 exec(RECORD_SOURCE, _namespace)
 call_record = _namespace["call_record"]
+big_call_record = _namespace["big_call_record"]
 
 
 @pytest.fixture
@@ -242,9 +248,7 @@ def test_find_by_number_suffix_and_contains_match_part_of_either_number(index: C
     index.add(call_record(2, caller="0600000000", dialed="0399995678"))
     index.add(call_record(3, caller="0656781234"))
     assert _ids(index.find_by_number("5678", match="suffix")) == [call_record(i)["call_id"] for i in (2, 1)]
-    assert _ids(index.find_by_number("5678", match="contains")) == [
-        call_record(i)["call_id"] for i in (3, 2, 1)
-    ]
+    assert _ids(index.find_by_number("5678", match="contains")) == [call_record(i)["call_id"] for i in (3, 2, 1)]
 
 
 def test_find_by_number_treats_like_wildcards_literally(index: CallIndex) -> None:
@@ -419,7 +423,7 @@ def test_kill_9_while_inserting_leaves_a_sound_index_holding_a_committed_prefix(
         child = _child(
             path,
             "ix = CallIndex(Path(sys.argv[1]))\ni = int(sys.argv[2])\n"
-            "while True:\n    ix.add(call_record(i))\n    print(i, flush=True)\n    i += 1",
+            "while True:\n    ix.add(big_call_record(i))\n    print(i, flush=True)\n    i += 1",
             str(start),
         )
         assert child.stdout is not None
@@ -436,5 +440,5 @@ def test_kill_9_while_inserting_leaves_a_sound_index_holding_a_committed_prefix(
         with CallIndex(path) as idx:
             stored = list(idx)
             assert acknowledged + 1 <= len(stored)
-            assert stored == [call_record(i) for i in range(len(stored))]
+            assert stored == [big_call_record(i) for i in range(len(stored))]
             start = len(stored)

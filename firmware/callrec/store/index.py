@@ -95,9 +95,7 @@ def validate_record(record: Mapping[str, Any]) -> None:
         _check_fields(record["announcement"], _ANNOUNCEMENT_FIELDS, prefix="announcement.")
 
 
-def _check_fields(
-    record: Mapping[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]], prefix: str
-) -> None:
+def _check_fields(record: Mapping[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]], prefix: str) -> None:
     for name, (types, nullable) in fields.items():
         if name not in record:
             continue
@@ -107,8 +105,7 @@ def _check_fields(
         if isinstance(value, bool) or not isinstance(value, types):
             expected = " or ".join(t.__name__ for t in types) + (" or null" if nullable else "")
             raise ValueError(
-                f"call record field '{prefix}{name}' is {type(value).__name__} {value!r:.60}, "
-                f"expected {expected}"
+                f"call record field '{prefix}{name}' is {type(value).__name__} {value!r:.60}, expected {expected}"
             )
 
 
@@ -193,9 +190,7 @@ class CallIndex:
         record (the stored document is then left as it was).
         """
         if "call_id" in changes and changes["call_id"] != call_id:
-            raise ValueError(
-                f"call record field 'call_id' cannot change ({call_id!r} -> {changes['call_id']!r})"
-            )
+            raise ValueError(f"call record field 'call_id' cannot change ({call_id!r} -> {changes['call_id']!r})")
         with self._storage.transaction() as db:
             row = db.execute(
                 "SELECT doc_id, body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id)
@@ -210,17 +205,12 @@ class CallIndex:
     def remove(self, call_id: str) -> bool:
         """Delete a call's document (retention, erasure on request); False if it was not there."""
         with self._storage.transaction() as db:
-            return (
-                db.execute("DELETE FROM documents WHERE tbl = ? AND call_id = ?", (TABLE, call_id)).rowcount
-                > 0
-            )
+            return db.execute("DELETE FROM documents WHERE tbl = ? AND call_id = ?", (TABLE, call_id)).rowcount > 0
 
     # -- reads --------------------------------------------------------------------------------------
 
     def get(self, call_id: str) -> dict[str, Any] | None:
-        rows = self._storage.query(
-            "SELECT body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id)
-        )
+        rows = self._storage.query("SELECT body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id))
         return json.loads(rows[0][0]) if rows else None
 
     def latest(self, limit: int = 20, line: int | None = None) -> list[dict[str, Any]]:
@@ -291,9 +281,7 @@ class CallIndex:
     def calls_since(self, started_at_iso: str) -> int:
         """How many calls started at or after the given time ("calls today" on the front page)."""
         since = _normalise_time(started_at_iso, "started_at_iso")
-        rows = self._storage.query(
-            "SELECT COUNT(*) FROM documents WHERE tbl = ? AND started_at >= ?", (TABLE, since)
-        )
+        rows = self._storage.query("SELECT COUNT(*) FROM documents WHERE tbl = ? AND started_at >= ?", (TABLE, since))
         return int(rows[0][0])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -301,8 +289,7 @@ class CallIndex:
         after = ""
         while True:
             rows = self._storage.query(
-                "SELECT call_id, body FROM documents WHERE tbl = ? AND call_id > ?"
-                " ORDER BY call_id LIMIT 500",
+                "SELECT call_id, body FROM documents WHERE tbl = ? AND call_id > ? ORDER BY call_id LIMIT 500",
                 (TABLE, after),
             )
             if not rows:

@@ -45,12 +45,9 @@ _COLUMNS = ", ".join(INDEXED_FIELDS)
 _EXTRACTED = ", ".join(f"json_extract(:body, '$.{name}')" for name in INDEXED_FIELDS)
 
 # The only ways a body is written (named parameters :tbl, :doc_id, :body).
-INSERT_DOCUMENT = (
-    f"INSERT INTO documents(tbl, doc_id, body, {_COLUMNS}) VALUES (:tbl, :doc_id, :body, {_EXTRACTED})"
-)
-UPSERT_DOCUMENT = (
-    f"{INSERT_DOCUMENT} ON CONFLICT(tbl, doc_id) DO UPDATE SET body = excluded.body, "
-    + ", ".join(f"{name} = excluded.{name}" for name in INDEXED_FIELDS)
+INSERT_DOCUMENT = f"INSERT INTO documents(tbl, doc_id, body, {_COLUMNS}) VALUES (:tbl, :doc_id, :body, {_EXTRACTED})"
+UPSERT_DOCUMENT = f"{INSERT_DOCUMENT} ON CONFLICT(tbl, doc_id) DO UPDATE SET body = excluded.body, " + ", ".join(
+    f"{name} = excluded.{name}" for name in INDEXED_FIELDS
 )
 # Append the WHERE clause: SET_BODY + " WHERE tbl = :tbl AND call_id = :call_id".
 SET_BODY = "UPDATE documents SET body = :body, " + ", ".join(
@@ -114,23 +111,26 @@ class SQLiteStorage(Storage):
         # RLock lets a transaction call the read helpers below.
         self.lock = threading.RLock()
         self._local_commits = 0
-        self._db = sqlite3.connect(
-            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
-        )
+        self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
+        try:
+            self._prepare(synchronous.upper())
+        except BaseException:
+            self._db.close()
+            raise
+        log.debug("opened TinyDB sqlite storage %s", self.path)
+
+    def _prepare(self, synchronous: str) -> None:
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise RuntimeError(f"{self.path}: sqlite refused WAL mode (got {mode!r})")
-        self._db.execute(f"PRAGMA synchronous={synchronous.upper()}")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         with self.transaction() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, SCHEMA_VERSION):
-                raise RuntimeError(
-                    f"{self.path}: index schema version {version}, this firmware knows {SCHEMA_VERSION}"
-                )
+                raise RuntimeError(f"{self.path}: index schema version {version}, this firmware knows {SCHEMA_VERSION}")
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        log.debug("opened TinyDB sqlite storage %s", self.path)
 
     # -- plumbing shared by every layer ------------------------------------------------------------
 
@@ -155,6 +155,19 @@ class SQLiteStorage(Storage):
             self._db.execute("COMMIT")
             self._local_commits += 1
 
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: several statements see one state, and no other writer waits for it."""
+        with self.lock:
+            if self._db.in_transaction:
+                yield self._db
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            finally:
+                self._db.execute("COMMIT")
+
     def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one read-only statement: a single statement is its own consistent snapshot."""
         with self.lock:
@@ -170,14 +183,12 @@ class SQLiteStorage(Storage):
 
     def read(self) -> dict[str, dict[str, Any]] | None:
         """All tables as TinyDB expects them: {table: {str(doc_id): document}}; None when empty."""
-        with self.transaction():
+        with self.snapshot():
             names = self.table_names()
             if not names:
                 return None
             data: dict[str, dict[str, Any]] = {name: {} for name in names}
-            for tbl, doc_id, body in self._db.execute(
-                "SELECT tbl, doc_id, body FROM documents ORDER BY tbl, doc_id"
-            ):
+            for tbl, doc_id, body in self._db.execute("SELECT tbl, doc_id, body FROM documents ORDER BY tbl, doc_id"):
                 data[tbl][str(doc_id)] = json.loads(body)
         return data
 
@@ -206,9 +217,7 @@ class SQLiteStorage(Storage):
         """Raw JSON bodies of one table, by doc_id: what a rewrite compares against."""
         return dict(self.query("SELECT doc_id, body FROM documents WHERE tbl = ? ORDER BY doc_id", (name,)))
 
-    def replace_table(
-        self, name: str, table: Mapping[Any, Mapping[str, Any]], old: Mapping[int, str]
-    ) -> None:
+    def replace_table(self, name: str, table: Mapping[Any, Mapping[str, Any]], old: Mapping[int, str]) -> None:
         """Store `table` as the whole content of `name`, given its current bodies `old`.
 
         Only rows whose JSON changed are written, so TinyDB's read-modify-write of one document
@@ -230,9 +239,7 @@ class SQLiteStorage(Storage):
                 [(name, doc_id) for doc_id in old.keys() - new_ids],
             )
 
-    def insert_documents(
-        self, name: str, documents: Iterable[tuple[int | None, Mapping[str, Any]]]
-    ) -> list[int]:
+    def insert_documents(self, name: str, documents: Iterable[tuple[int | None, Mapping[str, Any]]]) -> list[int]:
         """Insert documents, each with a chosen doc_id or None for the next free one.
 
         The next id is taken inside the write transaction, so two processes never pick the same.
@@ -244,9 +251,7 @@ class SQLiteStorage(Storage):
             for chosen, document in documents:
                 doc_id = next_id if chosen is None else int(chosen)
                 try:
-                    db.execute(
-                        INSERT_DOCUMENT, {"tbl": name, "doc_id": doc_id, "body": dump_document(document)}
-                    )
+                    db.execute(INSERT_DOCUMENT, {"tbl": name, "doc_id": doc_id, "body": dump_document(document)})
                 except sqlite3.IntegrityError as error:
                     raise ValueError(f"Document with ID {doc_id} already exists in {name!r}") from error
                 next_id = max(next_id, doc_id + 1)
@@ -304,9 +309,7 @@ class SQLiteTable(Table):
     def get(self, cond: Any = None, doc_id: int | None = None, doc_ids: list | None = None) -> Any:
         if doc_id is None:
             return super().get(cond, doc_id, doc_ids)
-        rows = self._storage.query(
-            "SELECT body FROM documents WHERE tbl = ? AND doc_id = ?", (self.name, int(doc_id))
-        )
+        rows = self._storage.query("SELECT body FROM documents WHERE tbl = ? AND doc_id = ?", (self.name, int(doc_id)))
         return self.document_class(json.loads(rows[0][0]), doc_id) if rows else None
 
     def __len__(self) -> int:
@@ -316,9 +319,7 @@ class SQLiteTable(Table):
         return self._storage.next_doc_id(self.name)
 
     def _read_table(self) -> dict[str, Mapping]:
-        return {
-            str(doc_id): json.loads(body) for doc_id, body in self._storage.table_bodies(self.name).items()
-        }
+        return {str(doc_id): json.loads(body) for doc_id, body in self._storage.table_bodies(self.name).items()}
 
     def _update_table(self, updater: Callable[[dict[int, Mapping]], None]) -> None:
         """TinyDB's read-modify-write, made atomic across processes and written back row by row."""
