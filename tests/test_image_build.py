@@ -193,10 +193,11 @@ def _skip_reason() -> str | None:
         return "slow (a few minutes): set CALLREC_IMAGE_TEST=1 to debootstrap and install into it"
     if os.geteuid() != 0:
         return "debootstrap and chroot need root"
-    if shutil.which("debootstrap") is None:
-        return "debootstrap not installed (apt-get install debootstrap)"
-    probe = subprocess.run(["curl", "-fsI", "--max-time", "10", _mirror()], capture_output=True, check=False)
-    if shutil.which("curl") and probe.returncode != 0:
+    if shutil.which("debootstrap") is None or shutil.which("curl") is None:
+        return "debootstrap and curl needed (apt-get install debootstrap curl)"
+    release = f"{_mirror()}/dists/bookworm/Release"
+    probe = subprocess.run(["curl", "-fsI", "--max-time", "10", release], capture_output=True, check=False)
+    if probe.returncode != 0:
         return f"offline: Debian mirror {_mirror()} unreachable"
     return None
 
@@ -210,13 +211,25 @@ def test_wheel_installs_into_debian_and_callrec_runs_there(tmp_path: Path) -> No
         timeout=300,
     )
     root = tmp_path / "root"
-    include = ",".join((STAGE / "00-install" / "00-packages").read_text().split())
-    subprocess.run(
-        ["debootstrap", "--variant=minbase", f"--include={include}", "bookworm", str(root), _mirror()],
-        check=True,
-        timeout=1200,
+    # debootstrap resolves --include poorly: bootstrap plain, then let apt install the stage's list.
+    boot = subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(root), _mirror()],
         capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
+    assert boot.returncode == 0, boot.stdout[-3000:] + boot.stderr[-3000:]
+    packages = (STAGE / "00-install" / "00-packages").read_text().split()
+    apt = subprocess.run(
+        ["chroot", str(root), "apt-get", "install", "-y", "--no-install-recommends", *packages],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    assert apt.returncode == 0, apt.stdout[-3000:] + apt.stderr[-3000:]
     try:
         install = [str(BUILD / "install-callrec.sh"), str(root), str(wheelhouse)]
         subprocess.run(install, check=True, timeout=1200)
