@@ -162,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _attach_front_ends(service: Any, config: Config) -> None:
     """MQTT (and later the console) attach to the running service through the control API."""
-    if not config.mqtt or not config.mqtt.get("host"):
+    if not config.mqtt.host:
         return
     try:
         from callrec.mqtt.service import attach

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from callrec.mqtt.settings import MqttSettings
 from callrec.regions import PROFILES, RegionProfile, Tone
 
 DEFAULT_CONFIG_PATH = Path("/etc/callrec/callrec.toml")
@@ -114,7 +115,7 @@ class Config(_Section):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     announcement: AnnouncementConfig = Field(default_factory=AnnouncementConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
-    mqtt: dict[str, Any] = Field(default_factory=dict, description="See docs/mqtt.md")
+    mqtt: MqttSettings = Field(default_factory=MqttSettings, description="See docs/mqtt.md")
 
     @field_validator("lines", mode="before")
     @classmethod

@@ -338,8 +338,8 @@ class Core:
             return
         assert call.answered_t is not None and self.announcement is not None
         started = item.t - call.answered_t
-        call.announcement["started_s"] = round(started, 3)
-        call.announcement["ended_s"] = round(started + self.announcement.duration_s, 3)
+        call.announcement["started_s"] = round(started, 4)
+        call.announcement["ended_s"] = round(started + self.announcement.duration_s, 4)
         requested = call.announcement.pop("requested_monotonic", None)
         if requested is not None:
             self.latencies.append(item.monotonic - requested)

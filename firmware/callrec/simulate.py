@@ -13,12 +13,13 @@ sinks supplies a real clock behind the same PCMs.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 import tomllib
@@ -216,6 +217,12 @@ class SimWire:
 # ---- ALSA configuration for the simulation ------------------------------------------------------
 
 
+def _die_with_parent() -> None:
+    """In the PulseAudio child: end when the simulator dies, even by kill -9 (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class PulseServer:
     """A private PulseAudio with null sinks: the real-time clock behind `--realtime`."""
 
@@ -237,6 +244,7 @@ class PulseServer:
              "--disallow-exit", "--use-pid-file=no", "--system=false",
              f"--log-target=file:{self.dir / 'pa.log'}"],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -288,7 +296,10 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
     `post` is the core's input (bound later): the taps post playback starts through it.
     """
     rate = config.audio.sample_rate
-    workdir = Path(tempfile.mkdtemp(prefix="callrec-sim-"))
+    # Inside the data directory, so a killed simulation leaves nothing elsewhere; cleared each run.
+    workdir = config.storage.data_dir / "sim-work"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
     pulse = PulseServer(workdir, rate, [s.line for s in scenario]) if realtime else None
     configured = {line.id: line for line in config.lines}
     lines = []
