@@ -532,3 +532,17 @@ def _drain(acks: deque[int]) -> list[int]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def attach(service: Any, config: Any) -> MqttService:
+    """Wire MQTT to a started `callrec.service.Service`: its bus, its core as the Device.
+
+    The service stops its `extras` before the core and the journal, so `offline` goes out while the
+    journal is still open.
+    """
+    if service.bus is None or service.core is None:
+        raise RuntimeError("attach MQTT after Service.start()")
+    mqtt_service = MqttService(config.mqtt, service.bus, service.core)
+    mqtt_service.start()
+    service.extras.append(mqtt_service)
+    return mqtt_service
