@@ -8,14 +8,15 @@ Why this design (figures in docs/dsp.md and ../shared/spec/telephony.md):
   1.8 % off (NTT: must accept) from one 3.0 % off (NTT: must reject) with a 78 Hz-wide bin; the phase
   can, so a digit is accepted only if both tones average within ±2.4 % over the whole digit.
 * A block is a hit when: both peak tones reach the profile's level; the twist is within 8 dB with the
-  low group louder ("normal") or 6 dB with the high group louder ("reverse"), which covers AT&T
+  low group louder ("normal") or 6 dB with the high group louder ("reverse"), each limit set 1 dB
+  beyond so a G.711 round trip cannot tip an 8 or 6 dB pair over; this covers AT&T
   (8/4 dB) and NTT (5/5 dB); the other tones of each group are 8 dB down; and the two tones carry at
-  least 60 % of the block's energy (after undoing the bin's roll-off for the measured frequency).
+  least 70 % of the block's energy (after undoing the bin's roll-off for the measured frequency).
   The energy-fraction test is what makes talk-off rare and what makes blocks only partly filled by a
   tone fail, so duration can be counted in blocks.
-* A digit needs 5 consecutive hit blocks: a 40 ms tone always gives 5, a 28 ms tone never does
-  (Q.24: accept ≥ 40 ms, reject ≤ 23 ms AT&T / 24 ms NTT). It ends after 4 non-hit blocks: a 16 ms
-  break is always bridged, a 23 ms pause always ends it (Q.24: bridge ≤ 10 ms, pause ≥ 30 ms NTT,
+* A digit needs 5 consecutive hit blocks: a 40 ms tone always gives 5, a 30 ms tone never does
+  (Q.24: accept ≥ 40 ms, reject ≤ 23 ms AT&T / 24 ms NTT). It ends after 4 non-hit blocks: a 13 ms
+  break is always bridged, a 20 ms pause always ends it (Q.24: bridge ≤ 10 ms, pause ≥ 30 ms NTT,
   40 ms AT&T).
 
 The level limits are the only figures where the two columns conflict (AT&T accepts down to −25 dBm,
@@ -49,8 +50,8 @@ class DtmfProfile:
 
     name: str
     min_level_dbm0: float            # per tone; below is rejected
-    normal_twist_db: float = 8.0     # low group louder than the high group
-    reverse_twist_db: float = 6.0    # high group louder than the low group
+    normal_twist_db: float = 9.0     # low group louder than the high group (accepts 8 dB)
+    reverse_twist_db: float = 7.0    # high group louder than the low group (accepts 6 dB)
     freq_tol: float = 0.024          # accept |deviation| ≤ this (Q.24: 1.5/1.8 % accept, 3.5/3.0 % reject)
     relative_peak_db: float = 8.0    # other tones in a group must be this far below the peak
     energy_fraction: float = 0.7     # share of block energy the tone pair must carry
