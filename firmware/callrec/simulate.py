@@ -171,14 +171,23 @@ class SimLineTap:
         self._post = post
         self._lock = threading.Lock()
         self._pending: list[list[Any]] = []   # [samples, position, kind, started]
+        self._sound_due = threading.Event()
+        self._sound_due.set()
         self.edge_monotonic: dict[float, float] = {}
 
     def before_read(self, frame: int) -> None:
         self._lockstep.wait_turn(self.line, frame)
+        # A sound the core asked for is on its way from the player thread: a real wire would carry
+        # it now, so do not read ahead of it (unpaced reads would otherwise race the player).
+        self._sound_due.wait(timeout=1.0)
+
+    def expect(self, line: int) -> None:
+        self._sound_due.clear()
 
     def inject(self, line: int, samples: np.ndarray, kind: str) -> None:
         with self._lock:
             self._pending = [[samples, 0, kind, False]]   # a new sound replaces the old, as the player does
+        self._sound_due.set()
 
     def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray:
         t_end = (frame_start + len(samples)) / self.rate
@@ -209,6 +218,9 @@ class SimWire:
 
     def __init__(self, taps: dict[int, SimLineTap]) -> None:
         self.taps = taps
+
+    def expect(self, line: int) -> None:
+        self.taps[line].expect(line)
 
     def inject(self, line: int, samples: np.ndarray, kind: str) -> None:
         self.taps[line].inject(line, samples, kind)
@@ -354,7 +366,7 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
         taps={f"callrec_sim_in_{line}": tap for line, tap in taps.items()},
         wire=SimWire(taps),
         tick_s=None,
-        queue_size=0 if realtime else 4,
+        queue_size=0 if realtime else 2,
         simulated=True,
     )
     return Simulation(sim_config, backend, taps, source, workdir, pulse)

@@ -42,6 +42,10 @@ class PlaybackFailed:
 class Wire(Protocol):
     """Simulation's line: takes what the device plays and mixes it into what the line carries."""
 
+    def expect(self, line: int) -> None:
+        """Called by `play()` on the core's thread: a sound for this line is on its way."""
+        ...
+
     def inject(self, line: int, samples: np.ndarray, kind: str) -> None: ...
 
 
@@ -94,6 +98,8 @@ class PlaybackGroup:
 
     def play(self, line: int, samples: np.ndarray, kind: str) -> None:
         """Start playing on the line's channel, replacing whatever it was playing."""
+        if self._wire is not None:
+            self._wire.expect(line)
         with self._cond:
             self._requests[line] = _Request(line, samples, kind)
             self._cond.notify()
