@@ -21,6 +21,9 @@ log = logging.getLogger("callrec")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    for name, default in (("config", None), ("verbose", False)):  # given before or after the command
+        if not hasattr(args, name):
+            setattr(args, name, default)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -48,7 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="callrec", description="Office phone call recorder firmware.",
                                      parents=[common])
-    parser.set_defaults(config=None, verbose=False)
     parser.add_argument("--version", action="version", version=f"callrec {__version__}")
     sub = parser.add_subparsers(metavar="COMMAND")
 

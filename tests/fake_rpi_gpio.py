@@ -1,0 +1,77 @@
+"""A faithful stand-in for the RPi.GPIO module API, for the thin backend's tests.
+
+It keeps RPi.GPIO's contract: BCM mode must be set before setup, add_event_detect needs an input
+set up first and refuses a second detect on the same pin, callbacks run on another thread with the
+pin number, input() reads the level, cleanup() releases. Levels are driven by the test.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+BCM, BOARD = 11, 10
+IN, OUT = 1, 0
+HIGH, LOW = 1, 0
+PUD_UP, PUD_DOWN, PUD_OFF = 22, 21, 20
+RISING, FALLING, BOTH = 31, 32, 33
+
+
+class FakeGpio:
+    def __init__(self) -> None:
+        self.mode: int | None = None
+        self.directions: dict[int, int] = {}
+        self.levels: dict[int, int] = {}
+        self.callbacks: dict[int, Callable[[int], None]] = {}
+        self.outputs: list[tuple[int, int]] = []
+        self.cleaned: list[int] = []
+        for name, value in globals().items():
+            if name.isupper():
+                setattr(self, name, value)
+
+    def setwarnings(self, flag: bool) -> None:
+        pass
+
+    def setmode(self, mode: int) -> None:
+        self.mode = mode
+
+    def setup(self, pin: int, direction: int, pull_up_down: int = PUD_OFF, initial: int = LOW) -> None:
+        if self.mode is None:
+            raise RuntimeError("Please set pin numbering mode using GPIO.setmode(GPIO.BOARD) or GPIO.setmode(GPIO.BCM)")
+        self.directions[pin] = direction
+        self.levels.setdefault(pin, HIGH if pull_up_down == PUD_UP else LOW)
+        if direction == OUT:
+            self.levels[pin] = initial
+
+    def input(self, pin: int) -> int:
+        if pin not in self.directions:
+            raise RuntimeError("You must setup() the GPIO channel first")
+        return self.levels[pin]
+
+    def output(self, pin: int, value: int) -> None:
+        if self.directions.get(pin) != OUT:
+            raise RuntimeError("The GPIO channel has not been set up as an OUTPUT")
+        self.levels[pin] = value
+        self.outputs.append((pin, value))
+
+    def add_event_detect(self, pin: int, edge: int, callback: Callable[[int], None], bouncetime: int = 0) -> None:
+        if self.directions.get(pin) != IN:
+            raise RuntimeError("You must setup() the GPIO channel as an input first")
+        if pin in self.callbacks:
+            raise RuntimeError("Conflicting edge detection already enabled for this GPIO channel")
+        self.callbacks[pin] = callback
+
+    def remove_event_detect(self, pin: int) -> None:
+        self.callbacks.pop(pin, None)
+
+    def cleanup(self, pins: list[int] | None = None) -> None:
+        self.cleaned += list(pins or self.directions)
+
+    def drive(self, pin: int, level: int) -> None:
+        """The test's hand on the wire: change a level and fire the callback on another thread."""
+        self.levels[pin] = level
+        callback = self.callbacks.get(pin)
+        if callback is not None:
+            thread = threading.Thread(target=callback, args=(pin,))
+            thread.start()
+            thread.join()

@@ -1,0 +1,58 @@
+"""The RPi.GPIO backend is thin: it claims the pins, translates polarity and passes edges on."""
+
+from __future__ import annotations
+
+import pytest
+from callrec.config import parse
+from callrec.line.gpio_rpi import GpioUnavailable, RpiGpioLine, import_gpio
+from callrec.line.port import RawEdge
+from fake_rpi_gpio import HIGH, LOW, FakeGpio
+
+
+def make(lines=None):
+    config = parse({"lines": lines} if lines else {})
+    gpio = FakeGpio()
+    clock = iter(range(100, 10000))
+    source = RpiGpioLine(config.lines, gpio=gpio, clock=lambda: float(next(clock)))
+    edges: list[RawEdge] = []
+    source.start(edges.append)
+    return source, gpio, edges
+
+
+def test_start_claims_inputs_with_pull_ups_and_reports_the_current_levels():
+    source, gpio, edges = make()
+    assert gpio.mode == gpio.BCM
+    assert set(gpio.callbacks) == {17, 27, 23, 24}
+    assert {(e.line, e.signal, e.active) for e in edges} == {
+        (1, "hook", False), (1, "ring", False), (2, "hook", False), (2, "ring", False)}
+
+
+def test_active_low_hook_input_going_low_is_offhook():
+    source, gpio, edges = make()
+    edges.clear()
+    gpio.drive(17, LOW)
+    gpio.drive(17, HIGH)
+    assert [(e.line, e.signal, e.active) for e in edges] == [(1, "hook", True), (1, "hook", False)]
+    assert edges[0].t < edges[1].t
+
+
+def test_active_high_ring_input_follows_the_configured_polarity():
+    source, gpio, edges = make([{"id": 1, "hook_gpio": 5, "ring_gpio": 6, "ring_active_low": False}])
+    edges.clear()
+    gpio.drive(6, HIGH)
+    assert [(e.signal, e.active) for e in edges] == [("ring", True)]
+
+
+def test_recording_led_is_driven_and_pins_are_released_at_stop():
+    source, gpio, _ = make()
+    source.set_led(1, True)
+    source.set_led(1, False)
+    assert gpio.outputs == [(22, HIGH), (22, LOW)]
+    source.stop()
+    assert set(gpio.cleaned) >= {17, 27, 22, 23, 24, 25}
+    assert gpio.callbacks == {}
+
+
+def test_without_a_pi_the_backend_says_so_clearly():
+    with pytest.raises(GpioUnavailable, match="RPi.GPIO is not usable on this machine"):
+        import_gpio()
