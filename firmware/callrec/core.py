@@ -170,11 +170,12 @@ class Core:
                 self._shutdown(item.reason)
                 return
             try:
-                self._handle(item)
+                self.process(item)
             except Exception:  # a bug in one decision must not stop the recorder
                 log.exception("core failed handling %s", type(item).__name__)
 
-    def _handle(self, item: object) -> None:
+    def process(self, item: object) -> None:
+        """Take one input on the caller's thread (the core thread, or a test driving it directly)."""
         if isinstance(item, AudioPeriod):
             self._audio(item)
         elif isinstance(item, RawEdge):
@@ -195,6 +196,8 @@ class Core:
             self._capture_ended(item)
         elif isinstance(item, ControlRequest):
             self._control(item)
+        else:
+            log.warning("core ignored an unknown input %r", type(item).__name__)
 
     # ---- audio ---------------------------------------------------------------------------------
 

@@ -91,13 +91,14 @@ class Recorder:
         self._queue: queue.Queue[object] = queue.Queue()
         self._writers: dict[str, PartWriter] = {}
         self._thread: threading.Thread | None = None
-        self._idle = threading.Event()
-        self._idle.set()
+        self._pending = 0
+        self._pending_cond = threading.Condition()
 
     # ---- the core's side -----------------------------------------------------------------------
 
     def submit(self, command: Begin | Audio | Note | Finish) -> None:
-        self._idle.clear()
+        with self._pending_cond:
+            self._pending += 1
         self._queue.put(command)
 
     def start(self) -> None:
@@ -113,7 +114,9 @@ class Recorder:
             writer.close()  # left as parts: the next start recovers them
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        return self._idle.wait(timeout)
+        """Wait until every command submitted so far has been carried out."""
+        with self._pending_cond:
+            return self._pending_cond.wait_for(lambda: self._pending == 0, timeout)
 
     # ---- the thread ----------------------------------------------------------------------------
 
@@ -123,7 +126,6 @@ class Recorder:
                 command = self._queue.get(timeout=self.sync_interval_s / 4)
             except queue.Empty:
                 self._sync_due()
-                self._idle.set()
                 continue
             if command is _STOP:
                 return
@@ -131,9 +133,11 @@ class Recorder:
                 self._handle(command)
             except Exception:  # one call's trouble must not stop the others' recording
                 log.exception("recorder failed on %s", type(command).__name__)
+            finally:
+                with self._pending_cond:
+                    self._pending -= 1
+                    self._pending_cond.notify_all()
             self._sync_due()
-            if self._queue.empty():
-                self._idle.set()
 
     def _handle(self, command: object) -> None:
         if isinstance(command, Audio):

@@ -1,0 +1,210 @@
+"""The core on injected time, driven input by input: LEDs, alarms, commands, the warning tone.
+
+Everything past the sound card is real (recorder, index, journal, bus); the players stand at the
+sound-card seam and record what they were asked to play.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+from pathlib import Path
+
+import numpy as np
+import pytest
+from callrec.audio.capture import AudioPeriod, CaptureFault
+from callrec.audio.playback import PlaybackStarted
+from callrec.audio.sound import load_announcement
+from callrec.bus import EventBus
+from callrec.config import parse
+from callrec.control import CommandError
+from callrec.core import ControlRequest, Core
+from callrec.line.port import RawEdge
+from callrec.recording.recorder import Recorder
+from callrec.store.index import CallIndex
+from callrec.store.journal import Journal
+
+RATE = 8000
+PERIOD = 160
+
+
+class SeamPlayer:
+    def __init__(self) -> None:
+        self.played: list[tuple[int, str, int]] = []
+        self.active: set[int] = set()
+
+    def play(self, line: int, samples: np.ndarray, kind: str) -> None:
+        self.played.append((line, kind, len(samples)))
+        self.active.add(line)
+
+    def cancel(self, line: int) -> None:
+        self.active.discard(line)
+
+    def busy(self, line: int) -> bool:
+        return line in self.active
+
+
+class Rig:
+    def __init__(self, tmp: Path, **overrides: object) -> None:
+        self.config = parse({"storage": {"data_dir": str(tmp)}, **overrides})
+        self.journal = Journal(tmp / "journal.sqlite")
+        self.index = CallIndex(tmp / "index.sqlite")
+        self.bus = EventBus(self.journal)
+        self.events: list[dict] = []
+        self.bus.subscribe(lambda e: self.events.append(e.as_dict()))
+        self.recorder = Recorder(tmp, "flac", RATE, self.index, self.bus)
+        self.recorder.start()
+        self.player = SeamPlayer()
+        self.leds: list[tuple[int, bool]] = []
+        sound = load_announcement(self.config.announcement_file(), RATE)
+        self.core = Core(self.config, self.bus, self.recorder, {1: self.player, 2: self.player},
+                         lambda line, on: self.leds.append((line, on)), lambda t: 1_800_000_000 + t, sound)
+        self.frames = {1: 0, 2: 0}
+        self.level = 1000
+
+    def audio(self, seconds: float, line: int = 1) -> None:
+        for _ in range(int(round(seconds * RATE / PERIOD))):
+            self.frames[line] += PERIOD
+            samples = np.full(PERIOD, self.level, dtype=np.int16)
+            self.core.process(AudioPeriod(line, samples, self.frames[line], self.frames[line] / RATE))
+
+    def edge(self, signal: str, active: bool, line: int = 1) -> None:
+        self.core.process(RawEdge(line, signal, active, self.frames[line] / RATE))  # type: ignore[arg-type]
+
+    def command(self, name: str, **args: object) -> dict:
+        reply: Future = Future()
+        self.core.process(ControlRequest(name, args, reply))
+        return reply.result(timeout=1)
+
+    def types(self) -> list[str]:
+        return [e["type"] for e in self.events]
+
+    def close(self) -> None:
+        self.recorder.stop()
+        self.index.close()
+        self.journal.close()
+
+
+@pytest.fixture
+def rig(tmp_path):
+    rig = Rig(tmp_path)
+    yield rig
+    rig.close()
+
+
+def test_recording_led_is_lit_for_the_call_only(rig):
+    rig.audio(1)
+    rig.edge("hook", True)
+    rig.audio(3)
+    assert rig.leds == [(1, True)]
+    rig.edge("hook", False)
+    rig.audio(2)
+    assert rig.leds == [(1, True), (1, False)]
+
+
+def test_line_state_follows_ringing_and_recording(rig):
+    assert rig.core.line_states()[0]["state"] == "idle"
+    rig.edge("ring", True)
+    rig.audio(1.0)
+    assert rig.core.line_states()[0]["state"] == "ringing"
+    rig.edge("hook", True)
+    rig.audio(0.5)
+    state = rig.core.line_states()[0]
+    assert state["state"] == "recording" and state["direction"] == "inbound" and state["call_id"]
+
+
+def test_announcement_proof_is_taken_from_when_the_first_sample_reached_the_line(rig):
+    rig.audio(1)
+    rig.edge("hook", True)
+    rig.audio(0.5)
+    assert rig.player.played == [(1, "announcement", pytest.approx(rig.core.announcement.samples.size))]
+    rig.core.process(PlaybackStarted(1, "announcement", rig.frames[1] / RATE, 0.0))
+    rig.audio(8)
+    played = [e for e in rig.events if e["type"] == "announcement.played"][0]
+    assert played["completed"] and played["started_s"] == pytest.approx(0.5, abs=0.001)
+    assert played["ended_s"] - played["started_s"] == pytest.approx(rig.core.announcement.duration_s, abs=0.001)
+
+
+def test_capture_failure_raises_one_alarm_and_faults_the_line_until_it_recovers(rig):
+    rig.audio(1)
+    fault = CaptureFault("hw:1", (1, 2), "device", "No such device", 1.0)
+    rig.core.process(fault)
+    rig.core.process(fault)
+    assert rig.types().count("alarm.raised") == 1
+    assert [s["state"] for s in rig.core.line_states()] == ["fault", "fault"]
+    assert rig.core.active_alarms()[0]["kind"] == "capture"
+    rig.core.process(CaptureFault("hw:1", (1, 2), "recovered", "capture reopened", 2.0))
+    assert rig.types().count("alarm.cleared") == 1
+    assert rig.core.active_alarms() == []
+    assert [s["state"] for s in rig.core.line_states()] == ["idle", "idle"]
+
+
+def test_pause_and_resume_are_logged_in_the_call_record_and_paused_audio_is_silence(rig):
+    rig.audio(1)
+    rig.edge("hook", True)
+    rig.audio(2)
+    paused = rig.command("recording.pause", line=1)
+    rig.audio(1)
+    resumed = rig.command("recording.resume", line=1)
+    rig.audio(1)
+    rig.edge("hook", False)
+    rig.audio(2)
+    assert rig.recorder.wait_idle(5)
+    call_id = paused["call_id"]
+    record = rig.index.get(call_id)
+    assert record["pauses"] == [{"start_s": paused["at_s"], "end_s": resumed["at_s"]}]
+    import soundfile
+
+    audio, _ = soundfile.read(str(rig.config.storage.data_dir / record["recording"]["path"]), dtype="int16")
+    start = int((1.0 + paused["at_s"]) * RATE)
+    assert not audio[start + PERIOD : start + RATE - PERIOD].any()
+    assert audio[: RATE // 2].all()
+
+
+def test_commands_refuse_wrong_lines_and_states_and_change_nothing(rig):
+    with pytest.raises(CommandError, match="`line` must be one of"):
+        rig.command("recording.pause", line=7)
+    with pytest.raises(CommandError, match="no call in progress"):
+        rig.command("recording.pause", line=1)
+    with pytest.raises(CommandError, match="unknown command"):
+        rig.command("format.disk")
+    rig.edge("hook", True)
+    rig.audio(1)
+    with pytest.raises(CommandError, match="not idle"):
+        rig.command("announcement.test", line=1)
+    assert rig.command("announcement.test", line=2)["line"] == 2
+    assert rig.player.played[-1][:2] == (2, "test")
+
+
+def test_call_mark_tags_the_running_call_and_ended_calls(rig):
+    rig.edge("hook", True)
+    rig.audio(3)
+    call_id = rig.core.line_states()[0]["call_id"]
+    assert rig.command("call.mark", call_id=call_id, tag="complaint")["tags"] == ["complaint"]
+    rig.edge("hook", False)
+    rig.audio(2)
+    assert rig.recorder.wait_idle(5)
+    assert rig.index.get(call_id)["tags"] == ["complaint"]
+    assert rig.command("call.mark", call_id=call_id, tag="keep")["tags"] == ["complaint", "keep"]
+    with pytest.raises(CommandError, match="no call"):
+        rig.command("call.mark", call_id="nope", tag="x")
+
+
+def test_warning_tone_plays_every_15_seconds_when_enabled(tmp_path):
+    rig = Rig(tmp_path, announcement={"warning_tone": True})
+    try:
+        rig.edge("hook", True)
+        rig.audio(0.1)
+        for _ in range(3):
+            rig.player.active.clear()      # what played before has finished
+            rig.audio(15.3)
+        tones = [p for p in rig.player.played if p[1] == "warning_tone"]
+        assert len(tones) == 3 and tones[0][2] == RATE // 2
+    finally:
+        rig.close()
+
+
+def test_an_unknown_input_is_logged_not_fatal(rig, caplog):
+    rig.core.process(object())
+    assert "unknown input" in caplog.text
+    assert json.dumps(rig.core.line_states())
