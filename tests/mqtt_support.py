@@ -213,6 +213,7 @@ class FakeDevice:
         self.alarms: dict[str, dict[str, Any]] = {}
         self.accepted: list[tuple[str, dict[str, Any]]] = []
         self.paused: set[int] = set()
+        self.violations: list[tuple[str, dict[str, Any]]] = []
 
     def on_event(self, stamped: StampedEvent) -> None:
         """Bus listener: alarms are tracked from the event stream, as the real service does."""
@@ -253,31 +254,32 @@ class FakeDevice:
         }
 
     def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        # The device re-checks what the MQTT layer promised; a violation is recorded, not hidden.
+        # The device re-checks what the MQTT layer promised; a broken promise is recorded, not hidden.
+        expected = {"ping": set(), "call.mark": {"call_id", "tag"}}.get(name, {"line"})
+        if set(args) != expected or ("line" in args and type(args["line"]) is not int):
+            self.violations.append((name, args))
+            raise CommandError("device got malformed arguments")
         with self._lock:
             if name == "ping":
-                assert args == {}, args
                 self.accepted.append((name, args))
                 return {"pong": True}
             if name in ("announcement.test", "recording.pause", "recording.resume"):
-                assert set(args) == {"line"} and type(args["line"]) is int, args
-                if args["line"] not in self.states:
-                    raise CommandError(f"no line {args['line']}")
-                if name == "announcement.test" and self.states[args["line"]]["state"] != "idle":
-                    raise CommandError(
-                        f"line {args['line']} is busy; the test announcement needs an idle line"
-                    )
+                line = args["line"]
+                if line not in self.states:
+                    raise CommandError(f"no line {line}")
+                if name == "announcement.test" and self.states[line]["state"] != "idle":
+                    raise CommandError(f"line {line} is busy; the announcement test needs it idle")
                 if name == "recording.pause":
-                    self.paused.add(args["line"])
+                    self.paused.add(line)
                 if name == "recording.resume":
-                    self.paused.discard(args["line"])
+                    self.paused.discard(line)
                 self.accepted.append((name, args))
                 return {}
             if name == "call.mark":
-                assert set(args) == {"call_id", "tag"}, args
                 self.accepted.append((name, args))
                 return {}
-        raise AssertionError(f"device asked for unexpected command {name!r}")
+        self.violations.append((name, args))
+        raise CommandError(f"unknown command {name}")
 
 
 class Rig:
@@ -320,8 +322,8 @@ class Rig:
         self.subscribers.append(subscriber)
         return subscriber
 
-    def emit(self, kind: str = "line.ring", line: int | None = 1, **fields: Any) -> int:
-        return self.bus.emit(Event(kind, line, fields.pop("call_id", None), time.time(), fields)).seq
+    def emit(self, event_type: str = "line.ring", line: int | None = 1, /, **fields: Any) -> int:
+        return self.bus.emit(Event(event_type, line, fields.pop("call_id", None), time.time(), fields)).seq
 
     def close(self) -> None:
         for service in self.services:

@@ -94,7 +94,10 @@ class MqttService:
         self._keeper = JournalKeeper(bus.journal.path)
         self._window = EventWindow(bus.journal, settings.max_inflight)
         self._commands = CommandHandler(device)
-        self._incoming: queue.SimpleQueue[tuple[str, bytes, bool]] = queue.SimpleQueue()
+        # Commands run on a thread of their own: a Device command may take seconds (it waits for the
+        # core), and the event stream must not wait for it.
+        self._command_queue: queue.SimpleQueue[tuple[_Session, str, bytes, bool] | None] = queue.SimpleQueue()
+        self._command_thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -124,18 +127,21 @@ class MqttService:
             self._bus.subscribe(self._on_bus_event)
             self._listening = True
         if self.settings.enabled:
-            log.info(
-                "MQTT: publishing to %s:%d as %s", self.settings.host, self.settings.port, self.topics.root
-            )
+            log.info("MQTT: publishing to %s:%d as %s", self.settings.host, self.settings.port, self.topics.root)
         else:
             log.info("MQTT off (mqtt.host unset); only the journal bounds are kept")
         self._thread = threading.Thread(target=self._run, name="mqtt-publisher", daemon=True)
         self._thread.start()
+        self._command_thread = threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True)
+        self._command_thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Publish `offline`, disconnect cleanly and wait for the thread; safe to call twice."""
         self._stopping.set()
         self._wake.set()
+        self._command_queue.put(None)
+        if self._command_thread is not None:
+            self._command_thread.join(timeout)
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -280,8 +286,15 @@ class MqttService:
             self._wake.set()
 
         def on_message(client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
-            self._incoming.put((message.topic, bytes(message.payload), bool(message.retain)))
-            self._wake.set()
+            if message.topic == self.topics.ha_status:
+                if message.payload.strip() == STATUS_ONLINE.encode() and not message.retain:
+                    log.info("Home Assistant came online; announcing the device again")
+                    self._discovery_due = True
+                    self._wake.set()
+                return
+            name = self.topics.command_name(message.topic)
+            if name is not None:
+                self._command_queue.put((session, name, bytes(message.payload), bool(message.retain)))
 
         session.client.on_connect = on_connect
         session.client.on_disconnect = on_disconnect
@@ -300,11 +313,6 @@ class MqttService:
     def _serve(self, session: _Session) -> None:
         client = session.client
         self._window.reset()
-        while True:  # drop commands that arrived for an earlier connection: no ghost actions
-            try:
-                self._incoming.get_nowait()
-            except queue.Empty:
-                break
         client.subscribe(self.topics.cmd_filter, qos=1)
         if self.settings.discovery:
             client.subscribe(self.topics.ha_status, qos=1)
@@ -316,7 +324,6 @@ class MqttService:
         self._publish(client, self.topics.status, STATUS_ONLINE, retain=True)
         while not session.ended.is_set() and not self._stopping.is_set():
             self._window.acknowledged(_drain(session.acks))
-            self._handle_incoming(client)
             now = time.monotonic()
             if self._states_dirty or now >= self._next_state_check:
                 self._publish_states(client)
@@ -416,23 +423,20 @@ class MqttService:
         payload = discovery_payload(self.topics, lines)
         self._publish(client, self.topics.discovery, _json(payload), retain=True)
 
-    def _handle_incoming(self, client: mqtt.Client) -> None:
-        while True:
+    def _run_commands(self) -> None:
+        while (item := self._command_queue.get()) is not None:
+            session, name, payload, retained = item
+            if session.ended.is_set() or self._stopping.is_set():
+                # Arrived on a connection that is gone: the sender got no result and may retry;
+                # running it now could act long after the sender gave up.
+                log.info("dropping command %r from a closed connection", name[:64])
+                continue
             try:
-                topic, payload, retained = self._incoming.get_nowait()
-            except queue.Empty:
-                return
-            if topic == self.topics.ha_status:
-                if payload.strip() == STATUS_ONLINE.encode() and not retained:
-                    log.info("Home Assistant came online; announcing the device again")
-                    self._discovery_due = True
-                continue
-            name = self.topics.command_name(topic)
-            if name is None:
-                continue
-            result = self._commands.handle(name, payload, retained=retained)
-            if result is not None:
-                self._publish(client, self.topics.cmd_result, _json(result), retain=False)
+                result = self._commands.handle(name, payload, retained=retained)
+                if result is not None:
+                    self._publish(session.client, self.topics.cmd_result, _json(result), retain=False)
+            except Exception:
+                log.exception("command handling failed")
 
     # -- journal bounds and alarms ---------------------------------------------------------------
 
@@ -450,9 +454,7 @@ class MqttService:
             log.exception("journal pruning failed; will retry")
             return
         if result.dropped:
-            log.info(
-                "journal bound: dropped %d oldest events (%d undelivered)", result.dropped, result.undelivered
-            )
+            log.info("journal bound: dropped %d oldest events (%d undelivered)", result.dropped, result.undelivered)
         if result.undelivered and settings.enabled:
             self.dropped_undelivered += result.undelivered
             message = (

@@ -50,9 +50,7 @@ class MqttSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    host: str | None = Field(
-        default=None, description="Broker host name or address; unset switches MQTT off."
-    )
+    host: str | None = Field(default=None, description="Broker host name or address; unset switches MQTT off.")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")
     username: str | None = Field(default=None, description="Login name at the broker; unset = anonymous.")
     password_file: Path | None = Field(
