@@ -5,7 +5,8 @@
 #   install-callrec.sh ROOT WHEELHOUSE
 #
 # ROOT       the target root (pi-gen's ROOTFS_DIR, or a debootstrap folder)
-# WHEELHOUSE a folder holding callrec-*.whl (built from this repository)
+# WHEELHOUSE a folder holding callrec-*.whl (built from this repository), and optionally wheels
+#            of requirements-image.txt; with CALLREC_PIP_OFFLINE=1 only those are used (no PyPI)
 #
 # The Debian packages of stage-callrec/00-install/00-packages must already be installed in ROOT.
 # What Debian bookworm lacks or ships too old (see requirements-image.txt) is installed from PyPI
@@ -21,6 +22,10 @@ WHEELHOUSE=$(realpath "$2")
 HERE=$(dirname "$(realpath "$0")")
 REPO=$(dirname "$HERE")
 VENV=/opt/callrec
+PIP_INDEX=""
+if [ "${CALLREC_PIP_OFFLINE:-0}" = "1" ]; then
+	PIP_INDEX="--no-index"
+fi
 BUILD_DEPS="gcc libc6-dev python3-dev libasound2-dev"
 
 shopt -s nullglob
@@ -82,7 +87,7 @@ in_root <<CHROOT
 export DEBIAN_FRONTEND=noninteractive
 apt-get -o DPkg::Lock::Timeout=120 install -y --no-install-recommends $BUILD_DEPS
 python3 -m venv --system-site-packages $VENV
-$VENV/bin/pip install --no-cache-dir --disable-pip-version-check \
+$VENV/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_INDEX \
 	--find-links /tmp/callrec-wheelhouse -r /tmp/callrec-wheelhouse/requirements-image.txt
 # --no-deps: every dependency is either a Debian package or in requirements-image.txt, and the
 # wheel's RPi.GPIO requirement is met by Debian's python3-rpi-lgpio (same module, gpiochip based).

@@ -210,6 +210,14 @@ def test_wheel_installs_into_debian_and_callrec_runs_there(tmp_path: Path) -> No
         check=True,
         timeout=300,
     )
+    # The PyPI part is fetched (and pyalsaaudio built) here, with the host's pip settings and CA
+    # certificates, and installed offline in the chroot: same wheels, no TLS setup in the chroot.
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(wheelhouse),
+         "-r", str(BUILD / "requirements-image.txt")],
+        check=True,
+        timeout=600,
+    )
     root = tmp_path / "root"
     # debootstrap resolves --include poorly: bootstrap plain, then let apt install the stage's list.
     boot = subprocess.run(
@@ -232,7 +240,7 @@ def test_wheel_installs_into_debian_and_callrec_runs_there(tmp_path: Path) -> No
     assert apt.returncode == 0, apt.stdout[-3000:] + apt.stderr[-3000:]
     try:
         install = [str(BUILD / "install-callrec.sh"), str(root), str(wheelhouse)]
-        subprocess.run(install, check=True, timeout=1200)
+        subprocess.run(install, check=True, timeout=1200, env={**os.environ, "CALLREC_PIP_OFFLINE": "1"})
 
         def in_root(*args: str, user: str = "callrec") -> subprocess.CompletedProcess[str]:
             return subprocess.run(
