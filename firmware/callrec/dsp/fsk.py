@@ -76,6 +76,7 @@ class FskReceiver:
         self._pos = 0
         self._in_msg = False
         self._last_byte_end = 0
+        self._last_bad = -1
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _phasors(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,20 +127,24 @@ class FskReceiver:
 
     def _step_idle(self, events: list[tuple]) -> bool:
         end = self._base + len(self._v)
-        edges = self._edges(self._pos)
-        if len(edges):
-            rel = np.arange(len(self._v))
-            bad = (self._v < 0) | ~self._car
-            last_bad = np.maximum.accumulate(np.where(bad, rel, -1))
-            for e in edges:
-                r = e - self._base
-                run = r - 1 - last_bad[r - 1]
-                if run >= _SYNC_BITS * _SPB and self._pure_mark(r, events, int(e - run)):
-                    self._in_msg = True
-                    self._pos = e
-                    self._last_byte_end = e
-                    return True
-        self._pos = max(self._pos, end - 1)
+        lo = max(self._pos, self._base + 1)
+        i0 = lo - self._base
+        v, car = self._v[i0 - 1:], self._car[i0 - 1:]
+        # Index of the latest space or carrier-less sample at or before each sample, carried across
+        # calls so a mark run is measured without rescanning the history.
+        rel = np.arange(lo - 1, end)
+        last_bad = np.maximum.accumulate(np.where((v < 0) | ~car, rel, self._last_bad))
+        edges = np.flatnonzero((v[1:] < 0) & (v[:-1] >= 0) & car[1:])
+        for k in edges:
+            e = lo + int(k)
+            run = e - 1 - int(last_bad[k])
+            if run >= _SYNC_BITS * _SPB and self._pure_mark(e - self._base, events, e - run):
+                self._in_msg = True
+                self._pos = e
+                self._last_byte_end = e
+                return True
+        self._last_bad = int(last_bad[-1])
+        self._pos = end
         return False
 
     def _pure_mark(self, r: int, events: list[tuple], run_start: int) -> bool:
@@ -170,6 +175,7 @@ class FskReceiver:
                 events.append(("lost", limit))
                 self._in_msg = False
                 self._pos = limit
+                self._last_bad = limit
                 return True
             return False
         e = int(edges[0])
