@@ -36,6 +36,7 @@ class Call:
     pauses: list[dict[str, float | None]] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    audio: list[Any] = field(default_factory=list)   # periods not yet handed to the recorder
 
     @property
     def paused(self) -> bool:

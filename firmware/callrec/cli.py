@@ -198,7 +198,8 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
     holder: dict[str, Any] = {}
     try:
         sim = prepare(config, scenario, realtime=realtime, explicit_config=explicit_config,
-                      post=lambda item: holder["service"].core.post(item))
+                      post=lambda item: holder["service"].core.post(item),
+                      caught_up=lambda: holder["service"].core.wait_caught_up())
     except ScenarioError as error:
         print(f"callrec simulate: {error}", file=sys.stderr)
         return 2

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from callrec.audio.playback import PlaybackGroup, Wire
 from callrec.audio.sound import Sound, SoundError, load_announcement
 from callrec.bus import EventBus, Listener
 from callrec.config import Config
-from callrec.core import Core, Tick
+from callrec.core import AUDIO_BATCH_PERIODS, Core
 from callrec.line.port import LineSource
 from callrec.recording.recorder import Recorder
 from callrec.recording.recover import recover_all
@@ -45,7 +44,8 @@ class Backend:
     wall_of: Callable[[float], float]
     taps: dict[str, CaptureTap] = field(default_factory=dict)
     wire: Wire | None = None
-    tick_s: float | None = 0.05          # a heartbeat when no audio comes (hardware)
+    core_clock: Callable[[], float] | None = None   # hardware: the core wakes itself for timed decisions
+    capture_batch: int = 5               # ALSA periods handed to the core at once
     queue_size: int = 0
     simulated: bool = False
 
@@ -56,6 +56,7 @@ def hardware_backend(line_source: LineSource) -> Backend:
         line_source=line_source,
         capture_clock=lambda rate: (lambda frames: time.monotonic()),
         playback_clock=time.monotonic,
+        core_clock=time.monotonic,
         wall_of=lambda t: t + offset,
     )
 
@@ -91,8 +92,6 @@ class Service:
         self.captures: list[CaptureGroup] = []
         self.players: list[PlaybackGroup] = []
         self.extras: list[Any] = []   # front ends (MQTT, console) stopped before the core
-        self._ticker_stop = threading.Event()
-        self._ticker: threading.Thread | None = None
 
     def start(self) -> None:
         config = self.config
@@ -105,7 +104,9 @@ class Service:
         if recovered:
             log.info("recovered %d interrupted recording(s)", len(recovered))
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
-                                 self.index, self.bus, config.storage.sync_interval_s)
+                                 self.index, self.bus, config.storage.sync_interval_s,
+                                 queue_size=self.backend.queue_size * 8,
+                                 batch_s=AUDIO_BATCH_PERIODS * config.audio.period_ms / 1000)
         period = config.audio.sample_rate * config.audio.period_ms // 1000
         capture_pcms: dict[str, dict[int, int]] = {}
         playback_pcms: dict[str, dict[int, int]] = {}
@@ -118,6 +119,7 @@ class Service:
             self.backend.wall_of, sound,
             expected_captures=len(capture_pcms) if self.backend.simulated else None,
             queue_size=self.backend.queue_size,
+            clock=self.backend.core_clock,
         )
         try:
             for pcm, channels in playback_pcms.items():
@@ -131,7 +133,8 @@ class Service:
                 capture = CaptureGroup(pcm, channels, config.audio.sample_rate, period, core.post,
                                        self.backend.capture_clock(config.audio.sample_rate),
                                        tap=self.backend.taps.get(pcm),
-                                       backoff_s=config.audio.reopen_backoff_s)
+                                       backoff_s=config.audio.reopen_backoff_s,
+                                       batch_periods=self.backend.capture_batch)
                 capture.open()
                 self.captures.append(capture)
         except AudioDeviceError as error:
@@ -148,14 +151,6 @@ class Service:
             raise StartupError(f"line inputs: {error}") from None
         for capture in self.captures:
             capture.start()
-        if self.backend.tick_s:
-            self._ticker = threading.Thread(target=self._tick, name="ticker", daemon=True)
-            self._ticker.start()
-
-    def _tick(self) -> None:
-        assert self.core is not None and self.backend.tick_s
-        while not self._ticker_stop.wait(self.backend.tick_s):
-            self.core.post(Tick(self.backend.playback_clock()))
 
     def healthy(self, stale_s: float = 2.0) -> bool:
         """Audio still arrives and the core loop is still turning (for the watchdog)."""
@@ -171,7 +166,6 @@ class Service:
                 extra.stop()
             except Exception:
                 log.exception("stopping %s failed", type(extra).__name__)
-        self._ticker_stop.set()
         self.backend.line_source.stop()
         for capture in self.captures:
             capture.stop()

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile
+import soxr
 
 from callrec.audio.playback import PlaybackStarted
-from callrec.audio.sound import SoundError, read_mono, to_int16
+from callrec.audio.sound import SoundError, to_int16
 from callrec.config import Config
 from callrec.line.gpio_sim import SimulatedLine
 from callrec.service import Backend
@@ -38,6 +40,7 @@ from callrec.service import Backend
 log = logging.getLogger(__name__)
 
 TAIL_S = 2.0     # audio after the last event, so the hang-up decision (flash window) can be taken
+URGENT_AFTER_EDGE_S = 0.15   # after an edge, read in step with the core for this long (debounce and act)
 
 
 class ScenarioError(Exception):
@@ -138,16 +141,18 @@ class Lockstep:
 
     def __init__(self, lines: list[int], slack_frames: int) -> None:
         self._positions: dict[int, int] = dict.fromkeys(lines, 0)
-        self._slack = slack_frames
+        self.slack = slack_frames
         self._cond = threading.Condition()
 
     def wait_turn(self, line: int, frame: int) -> None:
+        if len(self._positions) < 2:
+            return
         with self._cond:
             self._positions[line] = frame
             self._cond.notify_all()
             while True:
                 others = [pos for other, pos in self._positions.items() if other != line]
-                if not others or frame <= min(others) + self._slack:
+                if not others or frame <= min(others) + self.slack:
                     return
                 self._cond.wait(timeout=0.5)
 
@@ -161,7 +166,7 @@ class SimLineTap:
     """One line's capture tap and wire: fires its edges on time and mixes what the device plays."""
 
     def __init__(self, scenario: ScenarioLine, rate: int, max_frames: int, source: SimulatedLine,
-                 lockstep: Lockstep, post: Any) -> None:
+                 lockstep: Lockstep, post: Any, caught_up: Any) -> None:
         self.line = scenario.line
         self.rate = rate
         self.max_frames = max_frames
@@ -173,13 +178,24 @@ class SimLineTap:
         self._pending: list[list[Any]] = []   # [samples, position, kind, started]
         self._sound_due = threading.Event()
         self._sound_due.set()
+        self._gated_at = -(10**9)
+        self._read_t = 0.0
+        self._urgent_until = -1.0
+        self._caught_up = caught_up
         self.edge_monotonic: dict[float, float] = {}
 
     def before_read(self, frame: int) -> None:
-        self._lockstep.wait_turn(self.line, frame)
+        if frame - self._gated_at >= self._lockstep.slack // 2:
+            self._gated_at = frame
+            self._lockstep.wait_turn(self.line, frame)
+        if self.urgent():
+            # Just after an edge: read no further than the core has decided, as a real line would
+            # be heard at the moment the core acts (the announcement starts where it would).
+            self._caught_up()
         # A sound the core asked for is on its way from the player thread: a real wire would carry
         # it now, so do not read ahead of it (unpaced reads would otherwise race the player).
-        self._sound_due.wait(timeout=1.0)
+        if not self._sound_due.is_set():
+            self._sound_due.wait(timeout=1.0)
 
     def expect(self, line: int) -> None:
         self._sound_due.clear()
@@ -189,12 +205,23 @@ class SimLineTap:
             self._pending = [[samples, 0, kind, False]]   # a new sound replaces the old, as the player does
         self._sound_due.set()
 
+    def urgent(self) -> bool:
+        return self._read_t < self._urgent_until
+
+    def due(self, t_end: float) -> bool:
+        """An edge falls inside the read ending at `t_end`: audio before it must reach the core first."""
+        return bool(self._events) and self._events[0].at < t_end
+
     def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray:
         t_end = (frame_start + len(samples)) / self.rate
+        self._read_t = t_end
         while self._events and self._events[0].at < t_end:
             event = self._events.pop(0)
+            self._urgent_until = event.at + URGENT_AFTER_EDGE_S
             self.edge_monotonic[event.at] = time.monotonic()
             self._source.drive(self.line, event.signal, event.active, event.at)  # type: ignore[arg-type]
+        if not self._pending:  # read without the lock: an injection seen a period late starts then
+            return self._finish_period(frame_start, samples)
         with self._lock:
             if self._pending:
                 mixed = samples.astype(np.int32)
@@ -208,6 +235,9 @@ class SimLineTap:
                     item[1] = pos + len(chunk)
                 self._pending = [item for item in self._pending if item[1] < len(item[0])]
                 samples = np.clip(mixed, -32768, 32767).astype(np.int16)
+        return self._finish_period(frame_start, samples)
+
+    def _finish_period(self, frame_start: int, samples: np.ndarray) -> np.ndarray:
         if frame_start + len(samples) >= self.max_frames:
             self._lockstep.done(self.line)
         return samples
@@ -224,6 +254,35 @@ class SimWire:
 
     def inject(self, line: int, samples: np.ndarray, kind: str) -> None:
         self.taps[line].inject(line, samples, kind)
+
+
+def convert_to_raw(source: Path, raw: Path, rate: int) -> int:
+    """Stream any WAV into raw S16_LE mono at `rate` for the file plugin; returns frames written.
+
+    Block by block (libsndfile in, soxr's streaming resampler), so an hour of line audio costs no
+    more memory than a second of it.
+    """
+    try:
+        info = soundfile.info(str(source))
+        blocks = soundfile.blocks(str(source), blocksize=65536, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        raise SoundError(f"{source}: not a readable audio file ({error})") from None
+    resampler = soxr.ResampleStream(info.samplerate, rate, 1, dtype="float32") if info.samplerate != rate else None
+    written = 0
+    with open(raw, "wb") as out:
+        for block in blocks:
+            mono = block.mean(axis=1)
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono)
+            out.write(to_int16(mono).astype("<i2").tobytes())
+            written += len(mono)
+        if resampler is not None:
+            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+            out.write(to_int16(tail).astype("<i2").tobytes())
+            written += len(tail)
+    if written == 0:
+        raise SoundError(f"{source}: the file holds no audio")
+    return written
 
 
 # ---- ALSA configuration for the simulation ------------------------------------------------------
@@ -301,11 +360,11 @@ class Simulation:
 
 
 def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, explicit_config: bool,
-            post: Any) -> Simulation:
+            post: Any, caught_up: Any) -> Simulation:
     """Write the line audio and the ALSA configuration, and build the simulation backend.
 
     Must run before the first PCM is opened in this process: alsa-lib reads its configuration once.
-    `post` is the core's input (bound later): the taps post playback starts through it.
+    `post` is the core's input and `caught_up` waits for the core to drain it (both bound later).
     """
     rate = config.audio.sample_rate
     # Inside the data directory, so a killed simulation leaves nothing elsewhere; cleared each run.
@@ -321,18 +380,17 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
         if s.line not in configured and explicit_config:
             raise ScenarioError(f"scenario line {s.line} is not among the configured lines "
                                 f"{sorted(configured)}; add it to the configuration")
+        last_event = s.events[-1].at if s.events else 0.0
+        period = rate * config.audio.period_ms // 1000
+        raw = workdir / f"line{s.line}.raw"
         try:
-            audio = to_int16(read_mono(s.audio, rate))
+            audio_frames = convert_to_raw(s.audio, raw, rate)
         except SoundError as error:
             raise ScenarioError(f"scenario line {s.line}: {error}") from None
-        last_event = s.events[-1].at if s.events else 0.0
-        frames = max(len(audio), int((last_event + TAIL_S) * rate))
-        period = rate * config.audio.period_ms // 1000
+        frames = max(audio_frames, int((last_event + TAIL_S) * rate))
         frames = -(-frames // period) * period
-        infile = np.zeros(frames + 10 * period, dtype=np.int16)  # longer than read: no stale re-reads
-        infile[: len(audio)] = audio
-        raw = workdir / f"line{s.line}.raw"
-        raw.write_bytes(infile.astype("<i2").tobytes())
+        with open(raw, "ab") as handle:  # silence after the audio, and past what is read: no stale re-reads
+            handle.write(bytes(2 * (frames + 10 * period - audio_frames)))
         frames_by_line[s.line] = frames
         capture_slave = pulse.slave(f"line{s.line}_in.monitor") if pulse else '"null"'
         playback_slave = pulse.slave(f"line{s.line}_out") if pulse else '"null"'
@@ -355,8 +413,9 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
     sim_config = config.model_validate({**config.model_dump(), "lines": lines})
     source = SimulatedLine([s.line for s in scenario])
     period = rate * config.audio.period_ms // 1000
-    lockstep = Lockstep([s.line for s in scenario], slack_frames=5 * period)
-    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post) for s in scenario}
+    lockstep = Lockstep([s.line for s in scenario], slack_frames=20 * period)
+    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post, caught_up)
+            for s in scenario}
     start_wall = time.time()
     backend = Backend(
         line_source=source,
@@ -365,8 +424,8 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
         wall_of=lambda t: start_wall + t,
         taps={f"callrec_sim_in_{line}": tap for line, tap in taps.items()},
         wire=SimWire(taps),
-        tick_s=None,
-        queue_size=0 if realtime else 2,
+        capture_batch=1 if realtime else 10,
+        queue_size=0 if realtime else 16,
         simulated=True,
     )
     return Simulation(sim_config, backend, taps, source, workdir, pulse)

@@ -163,6 +163,11 @@ class LineMonitor:
             t, action = min(due, key=lambda item: item[0])
             out.extend(action(t))
 
+    def next_due(self) -> float | None:
+        """When the next timed decision falls due (None: nothing pending), for a timed wake-up."""
+        timers = self._timers()
+        return min(t for t, _ in timers) if timers else None
+
     # ---- timers ----------------------------------------------------------------------------------
 
     def _timers(self) -> list[tuple[float, object]]:

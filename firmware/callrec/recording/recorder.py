@@ -80,6 +80,8 @@ class Recorder:
         index: CallIndex,
         bus: EventBus,
         sync_interval_s: float = 1.0,
+        queue_size: int = 0,
+        batch_s: float = 0.2,
     ) -> None:
         self.data_dir = data_dir
         self.fmt = fmt
@@ -88,7 +90,11 @@ class Recorder:
         self.bus = bus
         self.sync_interval_s = sync_interval_s
         self.stats = RecorderStats()
-        self._queue: queue.Queue[object] = queue.Queue()
+        # Bounded only in simulation, where capture outruns the disk: there it paces the pipeline.
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        # The core hands audio over in batches; sync early by that much so that what the line
+        # carried is on the disk within sync_interval_s.
+        self._sync_every = max(0.05, sync_interval_s - batch_s)
         self._writers: dict[str, PartWriter] = {}
         self._thread: threading.Thread | None = None
         self._pending = 0
@@ -123,7 +129,7 @@ class Recorder:
     def _run(self) -> None:
         while True:
             try:
-                command = self._queue.get(timeout=self.sync_interval_s / 4)
+                command = self._queue.get(timeout=self._sync_every / 4)
             except queue.Empty:
                 self._sync_due()
                 continue
@@ -159,7 +165,7 @@ class Recorder:
     def _sync_due(self) -> None:
         now = time.monotonic()
         for writer in self._writers.values():
-            if now - writer.last_sync >= self.sync_interval_s * 0.9:
+            if now - writer.last_sync >= self._sync_every:
                 writer.sync()
 
     def _finish(self, command: Finish) -> None:
