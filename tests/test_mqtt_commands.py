@@ -18,9 +18,10 @@ _ids = itertools.count()
 
 @pytest.fixture
 def live(rig: Rig) -> tuple[Rig, Subscriber]:
-    results = rig.subscribe(f"{rig.root}/cmd/result")
+    results = rig.subscribe(f"{rig.root}/cmd/result", f"{rig.root}/status")
     rig.service.start()
-    assert wait_until(lambda: rig.service.connected)
+    # `online` follows the SUBSCRIBE on the same connection, so the broker has the subscription now.
+    assert wait_until(lambda: results.texts(f"{rig.root}/status")[-1:] == ["online"])
     return rig, results
 
 
@@ -92,10 +93,10 @@ def test_malformed_payload_gets_an_error_result_with_null_id(live: tuple[Rig, Su
 
 
 def test_retained_command_is_ignored_even_after_a_reconnect(rig: Rig) -> None:
-    results = rig.subscribe(f"{rig.root}/cmd/result")
+    results = rig.subscribe(f"{rig.root}/cmd/result", f"{rig.root}/status")
     results.publish(f"{rig.root}/cmd/recording.pause", json.dumps({"id": "ghost", "line": 1}), retain=True)
     rig.service.start()
-    assert wait_until(lambda: rig.service.connected)
+    assert wait_until(lambda: results.texts(f"{rig.root}/status")[-1:] == ["online"])
     assert _call(rig, results, "ping", {})["ok"]  # commands are handled in order: the ghost came first
     assert rig.device.paused == set()
     assert all(r["id"] != "ghost" for r in results.payloads(f"{rig.root}/cmd/result"))
@@ -143,7 +144,7 @@ def _malformed(draw: st.DrawFn) -> tuple[str, bytes]:
     return name, json.dumps({"id": cid, "line": 1}).encode()
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(message=_malformed())
 def test_fuzzed_command_payloads_never_crash_and_never_change_state(
     live: tuple[Rig, Subscriber], message: tuple[str, bytes]

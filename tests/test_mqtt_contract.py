@@ -55,7 +55,7 @@ def test_published_topics_flags_and_fields_equal_docs_mqtt_md(rig_factory, broke
     rig: Rig = rig_factory(broker, stats_interval_s=0.2)
     sub = rig.subscribe("#")
     rig.service.start()
-    assert wait_until(lambda: rig.service.connected)
+    assert wait_until(lambda: sub.texts(f"{rig.root}/status")[-1:] == ["online"])  # subscribed by now
     rig.device.set_state(1, "ringing", call_id="c-1", direction="in", caller_number="0301234")
     rig.emit("call.started", 1, call_id="c-1", direction="in")
     rig.emit("alarm.raised", 1, id="capture.1", kind="capture", message="overrun")
