@@ -32,7 +32,7 @@ from callrec.bus import EventBus
 from callrec.calls import Call, new_call_id
 from callrec.config import Config
 from callrec.control import CommandError
-from callrec.events import Event, utc_iso
+from callrec.events import Event, StampedEvent, utc_iso
 from callrec.line import monitor as sig
 from callrec.line.monitor import LineMonitor, MonitorSettings
 from callrec.line.port import RawEdge
@@ -137,6 +137,7 @@ class Core:
         self._state_lock = threading.Lock()
         self._alarms: dict[str, dict[str, Any]] = {}
         self._states: dict[int, dict[str, Any]] = {}
+        bus.subscribe(self._track_alarms)
         for line in self.lines.values():
             self._publish_state(line)
         self._expected_captures = expected_captures
@@ -437,17 +438,30 @@ class Core:
     def _raise_alarm(self, alarm_id: str, line: int | None, kind: str, message: str, t: float) -> None:
         with self._state_lock:
             known = alarm_id in self._alarms
-            self._alarms[alarm_id] = {"id": alarm_id, "line": line, "kind": kind, "message": message,
-                                      "since": self._alarms.get(alarm_id, {}).get("since")
-                                      or utc_iso(self.wall_of(t))}
+            if known:
+                self._alarms[alarm_id]["message"] = message
         if not known:
             self._emit("alarm.raised", line, None, t, id=alarm_id, kind=kind, message=message)
 
     def _clear_alarm(self, alarm_id: str, t: float) -> None:
         with self._state_lock:
-            alarm = self._alarms.pop(alarm_id, None)
+            alarm = self._alarms.get(alarm_id)
         if alarm is not None:
             self._emit("alarm.cleared", alarm["line"], None, t, id=alarm_id, kind=alarm["kind"])
+
+    def _track_alarms(self, stamped: StampedEvent) -> None:
+        """Active alarms are whatever the bus says: the core's own, MQTT's, the recorder's."""
+        event = stamped.event
+        alarm_id = event.fields.get("id")
+        if alarm_id is None:
+            return
+        with self._state_lock:
+            if event.type == "alarm.raised":
+                self._alarms.setdefault(alarm_id, {
+                    "id": alarm_id, "line": event.line, "kind": event.fields.get("kind"),
+                    "message": event.fields.get("message"), "since": utc_iso(event.wall)})
+            elif event.type == "alarm.cleared":
+                self._alarms.pop(alarm_id, None)
 
     def _capture_ended(self, item: CaptureEnded) -> None:
         self._ended_captures += 1

@@ -218,7 +218,8 @@ class SimLineTap:
         while self._events and self._events[0].at < t_end:
             event = self._events.pop(0)
             self._urgent_until = event.at + URGENT_AFTER_EDGE_S
-            self.edge_monotonic[event.at] = time.monotonic()
+            # when the edge happened on the paced line: the read ends (t_end - at) after it
+            self.edge_monotonic[event.at] = time.monotonic() - (t_end - event.at)
             self._source.drive(self.line, event.signal, event.active, event.at)  # type: ignore[arg-type]
         if not self._pending:  # read without the lock: an injection seen a period late starts then
             return self._finish_period(frame_start, samples)

@@ -85,7 +85,7 @@ class PlaybackGroup:
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self.first_write_monotonic: dict[int, float] = {}
+        self.handovers: list[tuple[int, str, float]] = []   # (line, kind, monotonic): latency figures
 
     def open(self) -> None:
         self._handle = open_pcm(self._alsa, "playback", self.pcm, self.n_channels, self.rate, self.period)
@@ -140,7 +140,7 @@ class PlaybackGroup:
                         del self._requests[line]
             now = time.monotonic()
             for request in starting:
-                self.first_write_monotonic[request.line] = now
+                self.handovers.append((request.line, request.kind, now))
                 if self._wire is not None:
                     self._wire.inject(request.line, request.samples, request.kind)
                 else:
