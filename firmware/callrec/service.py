@@ -160,12 +160,10 @@ class Service:
         return now - self.core.last_audio_monotonic < stale_s and now - self.core.last_loop_monotonic < stale_s
 
     def stop(self) -> None:
-        """Stop inputs first, end open calls, let the recorder finish, then close the store."""
-        for extra in reversed(self.extras):
-            try:
-                extra.stop()
-            except Exception:
-                log.exception("stopping %s failed", type(extra).__name__)
+        """Stop inputs, end open calls, let the recorder finish, tell the front ends, close the store.
+
+        Front ends (MQTT) stop after the recorder, so the last calls' events go out before `offline`.
+        """
         self.backend.line_source.stop()
         for capture in self.captures:
             capture.stop()
@@ -175,6 +173,13 @@ class Service:
             player.stop()
         if self.recorder is not None:
             self.recorder.stop()
+        for extra in reversed(self.extras):
+            try:
+                if hasattr(extra, "drain"):
+                    extra.drain()
+                extra.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(extra).__name__)
         self._close_audio()
         if self.index is not None:
             self.index.close()

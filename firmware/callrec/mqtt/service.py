@@ -135,6 +135,20 @@ class MqttService:
         self._command_thread = threading.Thread(target=self._run_commands, name="mqtt-commands", daemon=True)
         self._command_thread.start()
 
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until the journal holds no undelivered event (or the broker is away): for a clean
+        stop that leaves nothing for next time. Returns True when everything was delivered."""
+        deadline = time.monotonic() + timeout
+        ever_connected = False
+        while time.monotonic() < deadline:
+            if not self._bus.journal.undelivered(1):
+                return True
+            ever_connected = ever_connected or self.connected
+            if ever_connected and not self.connected:
+                return False   # the broker went away: the journal keeps the rest for next time
+            time.sleep(0.02)
+        return False
+
     def stop(self, timeout: float = 10.0) -> None:
         """Publish `offline`, disconnect cleanly and wait for the thread; safe to call twice."""
         self._stopping.set()
