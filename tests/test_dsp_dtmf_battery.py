@@ -64,6 +64,12 @@ def test_digits_are_heard_over_dial_tone_up_to_10_db_louder_than_required(law):
     assert r.passed, r
 
 
+@pytest.mark.parametrize("law", LAWS)
+def test_q24_frequency_duration_interruption_and_pause_limits_over_all_16_digits(law):
+    for r in battery.q24(ours, law):
+        assert r.passed, r
+
+
 CORPUS = battery.talkoff_files()
 needs_corpus = pytest.mark.skipif(not CORPUS, reason="apt-get install asterisk-core-sounds-en-wav "
                                                      "asterisk-moh-opsound-wav")

@@ -209,4 +209,29 @@ def talk_off(dec: Decoder, law: str | None, files: list[str],
 def run_all(dec: Decoder, law: str | None, *, snr_bursts: int = 1000) -> list[Result]:
     """Every generated-signal test (not talk-off, which needs the corpus)."""
     return [decode(dec, law), *bandwidth(dec, law), *twist(dec, law), dynamic_range(dec, law),
-            guard_time(dec, law), signal_to_noise(dec, law, snr_bursts), dial_tone(dec, law)]
+            guard_time(dec, law), signal_to_noise(dec, law, snr_bursts), dial_tone(dec, law), *q24(dec, law)]
+
+
+def q24(dec: Decoder, law: str | None) -> list[Result]:
+    """ITU-T Q.24 limits as hit/miss counts over all 16 digits (both columns' strictest figures):
+    frequency accept ±1.8 % and reject ±3.0 %, tone accept 40 ms and reject 23 ms, a 10 ms
+    interruption bridged, a 30 ms pause heard as two digits."""
+    out = []
+
+    def count(name: str, criterion: str, make, want: int) -> None:
+        hits = sum(1 for d in ALL_DIGITS for s in (1, -1) if len(dec(_munge(make(d, s), law))) == want)
+        out.append(Result(name, hits, "of 32", criterion, hits == 32, hits, 32 - hits))
+
+    count("Q.24 ±1.8 % accepted (both tones)", "all heard",
+          lambda d, s: gen.dtmf(d, -10, low_dev=0.018 * s, high_dev=0.018 * s), 1)
+    count("Q.24 ±3.0 % rejected (low tone)", "none heard", lambda d, s: gen.dtmf(d, -10, low_dev=0.030 * s), 0)
+    count("Q.24 ±3.0 % rejected (high tone)", "none heard", lambda d, s: gen.dtmf(d, -10, high_dev=0.030 * s), 0)
+    count("Q.24 40 ms tone accepted", "all heard",
+          lambda d, s: np.concatenate([np.zeros(0 if s > 0 else 40), gen.dtmf(d, -10, 0.040, 0.1)]), 1)
+    count("Q.24 23 ms tone rejected", "none heard",
+          lambda d, s: np.concatenate([np.zeros(0 if s > 0 else 40), gen.dtmf(d, -10, 0.023, 0.1)]), 0)
+    count("Q.24 10 ms interruption bridged", "one digit",
+          lambda d, s: np.concatenate([gen.dtmf(d, -10, 0.05, 0.010), gen.dtmf(d, -10, 0.05, 0.1)]), 1)
+    count("Q.24 30 ms pause splits", "two digits",
+          lambda d, s: np.concatenate([gen.dtmf(d, -10, 0.045, 0.030), gen.dtmf(d, -10, 0.045, 0.1)]), 2)
+    return out
