@@ -6,8 +6,9 @@ Runs the real pipeline in this process on a simulated line paced by a private Pu
 `--realtime` setup of `callrec simulate`): the simulated GPIO edge is stamped at the moment it
 happened on the paced line (the capture thread fires it with the read that contains it, and takes
 off how far into that read it lies), as an RPi.GPIO callback would stamp it, and the playback
-thread stamps the moment it hands the first announcement period to ALSA. The aim is the debounce plus 60 ms. The reference printed beside
-it, measured in the same run, is the pacing itself: the interval between successive capture periods.
+thread stamps the moment it hands the first announcement period to ALSA. The aim is the debounce
+plus 60 ms. The reference printed beside it, measured in the same run, is the pacing itself: the
+interval between successive capture periods.
 """
 
 from __future__ import annotations

@@ -33,9 +33,7 @@ def noise_wav(path: Path, seconds: float, rate: int = RATE, seed: int = 1, level
 def scenario_toml(lines: list[dict[str, Any]]) -> str:
     out = []
     for line in lines:
-        events = ", ".join(
-            "{ at = %r, %s = %r }" % (float(e[0]), e[1], e[2]) for e in line["events"]
-        ).replace("'", '"')
+        events = ", ".join(f'{{ at = {float(e[0])!r}, {e[1]} = "{e[2]}" }}' for e in line["events"])
         out.append(f'[[line]]\nline = {line["line"]}\naudio = "{line["audio"]}"\nevents = [{events}]\n')
     return "\n".join(out)
 
