@@ -208,3 +208,12 @@ def test_an_unknown_input_is_logged_not_fatal(rig, caplog):
     rig.core.process(object())
     assert "unknown input" in caplog.text
     assert json.dumps(rig.core.line_states())
+
+
+def test_levels_report_what_each_line_carried_in_dbfs(rig):
+    rig.level = 16384   # a constant -6 dBFS
+    rig.audio(1)
+    levels = {entry["line"]: entry for entry in rig.command("levels")["lines"]}
+    assert levels[1]["rms_dbfs"] == pytest.approx(-6.0, abs=0.1)
+    assert levels[1]["peak_dbfs"] == pytest.approx(-6.0, abs=0.1)
+    assert levels[2]["rms_dbfs"] is None, "no audio yet on line 2"

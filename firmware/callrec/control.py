@@ -32,5 +32,8 @@ class Device(Protocol):
 
     def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         """Run a named command (`ping`, `announcement.test`, `recording.pause`, `recording.resume`,
-        `call.mark`). Returns extra result fields; raises CommandError when refused."""
+        `call.mark`, `levels`). Returns extra result fields; raises CommandError when refused.
+
+        `levels` returns `{"lines": [{"line", "rms_dbfs", "peak_dbfs", "window_s"}, ...]}`: what each
+        line carried over the last 0.2 s (for the console's live level display)."""
         ...

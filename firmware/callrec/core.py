@@ -530,6 +530,8 @@ class Core:
                 call.pauses[-1]["end_s"] = at
             self.recorder.submit(Note(call.call_id, {"record": call.record()}))
             return {"line": line.id, "call_id": call.call_id, "at_s": at}
+        if name == "levels":
+            return {"lines": [self._levels(line) for line in self.lines.values()]}
         if name == "call.mark":
             call_id, tag = args.get("call_id"), args.get("tag")
             if not isinstance(call_id, str) or not isinstance(tag, str) or not tag:
@@ -548,6 +550,17 @@ class Core:
             self.recorder.index.update(call_id, {"tags": tags})
             return {"call_id": call_id, "tags": tags}
         raise CommandError(f"unknown command {name!r}")
+
+    def _levels(self, line: _Line, window_s: float = 0.2) -> dict[str, Any]:
+        """RMS and peak of the last `window_s` the line carried, in dBFS: computed on request from
+        the pre-roll buffer, so live levels cost the audio path nothing."""
+        recent = line.preroll.since(line.preroll.end_frame - int(window_s * self.rate)).astype(np.float64)
+        if not len(recent):
+            return {"line": line.id, "rms_dbfs": None, "peak_dbfs": None, "window_s": window_s}
+        rms = float(np.sqrt(np.mean(recent * recent))) / 32768.0
+        peak = float(np.max(np.abs(recent))) / 32768.0
+        return {"line": line.id, "rms_dbfs": round(20 * np.log10(max(rms, 1e-6)), 1),
+                "peak_dbfs": round(20 * np.log10(max(peak, 1e-6)), 1), "window_s": window_s}
 
     def _close_pause(self, call: Call, t: float) -> None:
         if call.paused:
