@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import signal
@@ -139,6 +140,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from callrec.service import Service, StartupError, hardware_backend
 
     config = load_config(args)
+    faulthandler.enable()  # a watchdog SIGABRT puts every thread's stack in the journal
     service = Service(config, hardware_backend(RpiGpioLine(config.lines)))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
