@@ -56,11 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
 
     run = sub.add_parser("run", parents=[common, data], help="run the recorder service")
+    run.add_argument("--control-socket", type=Path, metavar="PATH", default=Path("/run/callrec/control.sock"),
+                     help="local control socket for the console (default /run/callrec/control.sock)")
     run.set_defaults(func=cmd_run)
 
     sim = sub.add_parser("simulate", parents=[common, data], help="run a scenario on simulated lines")
     sim.add_argument("scenario", type=Path, metavar="SCENARIO.toml")
     sim.add_argument("--realtime", action="store_true", help="run at wall-clock pace (private PulseAudio)")
+    sim.add_argument("--control-socket", type=Path, metavar="PATH",
+                     help="local control socket for the console (default DATA/control.sock)")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", parents=[common, data], help="two simulated lines, two calls, a summary")
@@ -84,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("call_id")
     show.set_defaults(func=cmd_calls_show)
     calls.set_defaults(func=lambda args: (calls.print_help(sys.stderr), 2)[1])
+
+    console = sub.add_parser("console", parents=[common, data], help="the technicians' serial console")
+    console.add_argument("--port", required=True, metavar="DEVICE", help="serial port, e.g. /dev/ttyAMA0")
+    console.add_argument("--baud", type=_positive_int, default=115200)
+    console.add_argument("--control-socket", type=Path, metavar="PATH", default=Path("/run/callrec/control.sock"),
+                         help="the service's control socket (default /run/callrec/control.sock)")
+    console.set_defaults(func=cmd_console)
 
     recover = sub.add_parser("recover", parents=[common, data], help="register interrupted recordings")
     recover.set_defaults(func=cmd_recover)
@@ -150,7 +161,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(f"callrec: cannot start: {error}", file=sys.stderr)
         return 1
-    _attach_front_ends(service, config)
+    _attach_front_ends(service, config, args.control_socket)
     sdnotify.status("waiting for the first audio period")
     while not stop.is_set() and service.core is not None and service.core.last_audio_monotonic == 0:
         stop.wait(0.05)
@@ -164,8 +175,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_front_ends(service: Any, config: Config) -> None:
-    """MQTT (and later the console) attach to the running service through the control API."""
+def _attach_front_ends(service: Any, config: Config, control_socket: Path | None = None) -> None:
+    """MQTT and the control socket (the console's way in) attach through the control API."""
+    if control_socket is not None:
+        from callrec.control_server import attach as attach_control
+
+        attach_control(service, control_socket)
     if not config.mqtt.host:
         return
     try:
@@ -189,11 +204,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 2
     config = configmod.load(args.config).with_data_dir(args.data)
     return run_simulation(config, scenario, realtime=args.realtime, explicit_config=args.config is not None,
-                          print_events=True)
+                          print_events=True,
+                          control_socket=args.control_socket or config.storage.data_dir / "control.sock")
 
 
 def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_config: bool,
-                   print_events: bool) -> int:
+                   print_events: bool, control_socket: Path | None = None) -> int:
     from callrec.service import Service, StartupError
     from callrec.simulate import ScenarioError, prepare
 
@@ -213,7 +229,7 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
         except StartupError as error:
             print(f"callrec simulate: cannot start: {error}", file=sys.stderr)
             return 1
-        _attach_front_ends(service, sim.config)
+        _attach_front_ends(service, sim.config, control_socket)
         assert service.core is not None and service.recorder is not None
         service.core.finished.wait()
         service.stop()
@@ -225,6 +241,20 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
 def _print_event(stamped: Any) -> None:
     sys.stdout.write(stamped.to_json() + "\n")
     sys.stdout.flush()
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    """The console must start even with a broken configuration: it is how a technician finds out."""
+    from callrec.console.session import run_console
+
+    source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    try:
+        config, problem = load_config(args), None
+    except ConfigError as error:
+        config, problem = configmod.load(None).with_data_dir(args.data), str(error)
+        log.error("console: the configuration is not usable, showing the defaults:\n%s", error)
+    return run_console(config, port=args.port, baud=args.baud, control_socket=args.control_socket,
+                       config_source=str(source or "<built-in defaults>"), config_problem=problem)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
