@@ -179,6 +179,15 @@ def test_a_socket_that_cannot_be_bound_is_a_warning_not_a_crash(tmp_path: Path) 
     assert '"type":"call.ended"' in out.stdout.replace(" ", "")
 
 
+def test_a_clean_stop_removes_the_socket_file(tmp_path: Path) -> None:
+    noise_wav(tmp_path / "line1.wav", 3)
+    (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "line1.wav", "events": []}]))
+    out = callrec("simulate", str(tmp_path / "s.toml"), "--data", str(tmp_path / "data"))
+    assert out.returncode == 0, out.stderr
+    assert f"control socket listening on {tmp_path / 'data' / 'control.sock'}" in out.stderr
+    assert not (tmp_path / "data" / "control.sock").exists()
+
+
 def test_the_client_says_plainly_when_no_service_answers(tmp_path: Path) -> None:
     with pytest.raises(ServiceUnreachable, match="no service answers"):
         ControlClient(tmp_path / "control.sock").status()

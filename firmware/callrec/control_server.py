@@ -143,7 +143,7 @@ class ControlServer:
             while not self._stopping.is_set():
                 try:
                     chunk = client.recv(4096)
-                except (TimeoutError, OSError):
+                except OSError:   # idle too long, or reset by the client
                     return
                 if not chunk:
                     return
