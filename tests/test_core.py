@@ -46,6 +46,8 @@ class SeamPlayer:
 
 class Rig:
     def __init__(self, tmp: Path, **overrides: object) -> None:
+        # Outbound calls announce at off-hook here: these tests are about the core, not call progress.
+        overrides.setdefault("signals", {"outbound_announcement": "offhook"})
         self.config = parse({"storage": {"data_dir": str(tmp)}, **overrides})
         self.journal = Journal(tmp / "journal.sqlite")
         self.index = CallIndex(tmp / "index.sqlite")

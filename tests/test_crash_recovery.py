@@ -21,7 +21,8 @@ def _start_call_and_kill(tmp_path: Path, seconds_into_call: float) -> tuple[Path
     noise_wav(tmp_path / "line1.wav", 60)
     scenario = tmp_path / "scenario.toml"
     scenario.write_text(scenario_toml([{"line": 1, "audio": "line1.wav",
-                                        "events": [(1.0, "hook", "off"), (50.0, "hook", "on")]}]))
+                                        "events": [(0.0, "ring", "on"), (1.0, "ring", "off"),
+                                                   (1.0, "hook", "off"), (50.0, "hook", "on")]}]))
     data = tmp_path / "data"
     proc = subprocess.Popen([sys.executable, "-m", "callrec", "simulate", str(scenario), "--data", str(data),
                              "--realtime"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

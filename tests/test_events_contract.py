@@ -15,7 +15,7 @@ def documented() -> dict[str, set[str]]:
     sections: dict[str, set[str]] = {}
     current = None
     for line in DOC.read_text().splitlines():
-        heading = re.match(r"### `([a-z.]+)`", line)
+        heading = re.match(r"### `([a-z._]+)`", line)
         if heading:
             current = heading.group(1)
             sections[current] = set()

@@ -37,6 +37,16 @@ class Call:
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     audio: list[Any] = field(default_factory=list)   # periods not yet handed to the recorder
+    caller: dict[str, Any] | None = None             # caller ID as received (number, name, reason...)
+    dialed: str = ""                                 # digits dialled before the far end answered
+    digits: list[dict[str, Any]] = field(default_factory=list)   # in-call DTMF with offsets
+    control_codes: list[dict[str, Any]] = field(default_factory=list)
+    answer_pending: bool = False                     # outbound, waiting for the far end
+    answer_fallback_t: float | None = None
+    answer_source: str | None = None                 # "offhook" | "far_end_answer" | "fallback"
+    far_end_answered_t: float | None = None
+    ringback_heard: bool = False
+    end_reason: str | None = None                    # "hangup" | "far_end_hangup" | "unanswered" | "busy"
 
     @property
     def paused(self) -> bool:
@@ -55,8 +65,16 @@ class Call:
             "rings": self.rings,
             "flashes": len(self.flashes),
             "flash_times": list(self.flashes),
-            "caller_number": None,
-            "dialed_number": None,
+            "caller_number": (self.caller or {}).get("number"),
+            "caller_name": (self.caller or {}).get("name"),
+            "caller_id": dict(self.caller) if self.caller else None,
+            "dialed_number": self.dialed or None,
+            "digits": list(self.digits),
+            "control_codes": list(self.control_codes),
+            "answer_source": self.answer_source,
+            "far_end_answered_s": round(self.far_end_answered_t - self.started_t, 3)
+            if self.far_end_answered_t is not None else None,
+            "end_reason": self.end_reason,
             "announcement": dict(self.announcement) if self.announcement else None,
             "pauses": [dict(p) for p in self.pauses],
             "tags": list(self.tags),

@@ -217,7 +217,8 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
     try:
         sim = prepare(config, scenario, realtime=realtime, explicit_config=explicit_config,
                       post=lambda item: holder["service"].core.post(item),
-                      caught_up=lambda: holder["service"].core.wait_caught_up())
+                      caught_up=lambda: holder["service"].core.wait_caught_up(),
+                      awaiting=lambda line: holder["service"].core.awaiting_answer(line))
     except ScenarioError as error:
         print(f"callrec simulate: {error}", file=sys.stderr)
         return 2

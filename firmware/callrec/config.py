@@ -97,6 +97,24 @@ class AnnouncementConfig(_Section):
     warning_tone_dbfs: float = Field(-20.0, ge=-60, le=0)
 
 
+class SignalsConfig(_Section):
+    """Line intelligence from the audio: DTMF, caller ID, call-progress tones (docs/dsp.md)."""
+
+    enabled: bool = Field(True, description="Run the detectors on every line")
+    outbound_announcement: Literal["offhook", "far_end_answer"] = Field(
+        "far_end_answer", description="On outbound calls play the announcement at off-hook or when the "
+        "far end answers (ringback stops)")
+    answer_fallback_s: float = Field(
+        6.0, gt=0, le=120, description="With no ringback heard this long after the off-hook or the last "
+        "dialled digit, announce anyway: no call goes unannounced")
+    far_end_hangup: bool = Field(True, description="Busy or reorder tone after the answer ends the call "
+                                 "even while the handset stays off-hook")
+    dtmf_control: bool = Field(False, description="In-call DTMF codes from the office phone")
+    pause_code: str = Field("**1", pattern=r"^[0-9*#A-D]{2,6}$", description="Pause / resume recording")
+    mark_code: str = Field("**2", pattern=r"^[0-9*#A-D]{2,6}$", description="Mark the call")
+    mark_tag: str = Field("dtmf-mark", min_length=1, description="Tag a DTMF mark puts on the call")
+
+
 class StorageConfig(_Section):
     data_dir: Path = Field(Path("/var/lib/callrec"), description="Recordings, index and journal")
     format: Literal["flac", "wav"] = Field("flac", description="Format of finalized recordings")
@@ -115,6 +133,7 @@ class Config(_Section):
     audio: AudioConfig = Field(default_factory=AudioConfig)
     announcement: AnnouncementConfig = Field(default_factory=AnnouncementConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    signals: SignalsConfig = Field(default_factory=SignalsConfig)
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="See docs/mqtt.md")
 
     @field_validator("lines", mode="before")

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from callrec.audio.capture import AudioPeriod, CaptureEnded, CaptureFault
+from callrec.audio.detect import LineDetectors
 from callrec.audio.playback import PlaybackFailed, PlaybackStarted
 from callrec.audio.preroll import PreRoll
 from callrec.audio.sound import Sound
@@ -32,6 +33,7 @@ from callrec.bus import EventBus
 from callrec.calls import Call, new_call_id
 from callrec.config import Config
 from callrec.control import CommandError
+from callrec.dsp.detection import Detection
 from callrec.events import Event, StampedEvent, utc_iso
 from callrec.line import monitor as sig
 from callrec.line.monitor import LineMonitor, MonitorSettings
@@ -45,6 +47,8 @@ PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep tha
 # Audio goes to the recorder in batches of this many periods (200 ms at 20 ms): one queue hand-over
 # per batch instead of per period. The recorder's sync interval allows for it (storage.sync_interval_s).
 AUDIO_BATCH_PERIODS = 10
+# A line louder than this in the silence of a ringback is someone speaking: the far end answered.
+VOICE_DBFS = -45.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class _Line:
     since_wall: float = field(default_factory=time.time)
     fault: bool = False
     last_call_id: str | None = None
+    detectors: LineDetectors | None = None
+    caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
+    ringback: bool = False                   # ringback tone sounding now
 
 
 class Core:
@@ -125,6 +132,9 @@ class Core:
             line.id: _Line(line.id, LineMonitor(line.id, settings), PreRoll(capacity))
             for line in config.lines
         }
+        if config.signals.enabled:
+            for line in self.lines.values():
+                line.detectors = LineDetectors(config.region, self.rate)
         self.preroll_frames = int(round(config.audio.preroll_seconds * self.rate))
         self._warning = None
         if config.announcement.warning_tone:
@@ -154,6 +164,12 @@ class Core:
     def post(self, item: object) -> None:
         """Called from any thread; blocks only when a bounded queue is full (simulation pacing)."""
         self._queue.put(item)
+
+    def awaiting_answer(self, line: int) -> bool:
+        """An outbound call on the line waits for the far end (read from any thread: a hint only)."""
+        state = self.lines.get(line)
+        call = state.call if state is not None else None
+        return call is not None and call.answer_pending
 
     def wait_caught_up(self) -> None:
         """Block until every input posted so far has been decided on (simulation pacing)."""
@@ -239,6 +255,12 @@ class Core:
             if len(call.audio) >= AUDIO_BATCH_PERIODS:
                 self._flush_audio(call)
         self._signals(line, line.monitor.advance(period.t_end))
+        if line.detectors is not None:
+            t0 = period.t_end - len(period.samples) / self.rate
+            for detection in line.detectors.feed(period.samples, t0):
+                self._detection(line, detection)
+            if line.call is not None and line.call.answer_pending and line.ringback:
+                self._voice_after_ringback(line, line.call, period, t0)
         self._timers(line, period.t_end)
 
     def frame_at(self, line: _Line, t: float) -> int:
@@ -260,6 +282,7 @@ class Core:
                        duration_s=round(s.duration_s, 3), car=s.car)
         elif isinstance(s, sig.RingingStopped):
             self._emit("line.ring", line.id, None, s.t, state="stopped", count=s.rings)
+            line.caller = None   # a missed call: its caller ID must not label the next call
             self._set_state(line, "idle", s.t)
         elif isinstance(s, sig.HookChanged):
             self._emit("line.hook", line.id, call_id, s.t, state="offhook" if s.offhook else "onhook")
@@ -304,10 +327,21 @@ class Core:
         self._set_state(line, "recording", s.t)
         self._emit("call.started", line.id, call.call_id, s.t, direction=call.direction, rings=call.rings,
                    preroll_s=call.preroll_s)
-        self._answer(line, call, s.t)
+        if call.direction == "inbound" and line.caller is not None:
+            call.caller = line.caller
+        line.caller = None
+        signals = self.config.signals
+        if call.direction == "outbound" and signals.enabled and signals.outbound_announcement == "far_end_answer":
+            call.answer_pending = True   # the announcement waits for someone to be there
+            call.answer_fallback_t = s.t + signals.answer_fallback_s
+        else:
+            self._answer(line, call, s.t, "offhook")
 
-    def _answer(self, line: _Line, call: Call, t: float) -> None:
-        """The far end is there: inbound at our off-hook; outbound, for now, at the off-hook too."""
+    def _answer(self, line: _Line, call: Call, t: float, source: str) -> None:
+        """Someone is there: inbound at our off-hook; outbound when ringback stops (or at the
+        off-hook, or at the fallback, as configured). The announcement starts now."""
+        call.answer_pending = False
+        call.answer_source = source
         call.answered_t = t
         call.answered_wall = self.wall_of(t)
         self._emit("call.answered", line.id, call.call_id, t, direction=call.direction)
@@ -341,6 +375,8 @@ class Core:
         self._close_pause(call, t_onhook)
         self._report_announcement(line, call, t_onhook)
         duration = max(0.0, t_onhook - call.started_t)
+        if call.end_reason is None:
+            call.end_reason = "unanswered" if call.answer_pending and call.ringback_heard else "hangup"
         discard = duration < self.config.storage.min_call_seconds
         frames = max(0, self.frame_at(line, t_onhook) - call.start_frame)
         ended_wall = self.wall_of(t_onhook)
@@ -391,6 +427,13 @@ class Core:
         call = line.call
         if call is None:
             return
+        if call.answer_pending and not line.ringback and call.answer_fallback_t is not None:
+            heard = line.detectors.last_tone_t if line.detectors is not None else None
+            if heard is not None and heard > call.started_t:
+                # a tone burst (maybe a ringback not yet recognised) restarts the wait
+                call.answer_fallback_t = max(call.answer_fallback_t, heard + self.config.signals.answer_fallback_s)
+            if now >= call.answer_fallback_t:
+                self._answer(line, call, call.answer_fallback_t, "fallback")
         if call.announcement_end_t is not None and now >= call.announcement_end_t:
             self._report_announcement(line, call, now)
         if call.next_warning_t is not None and now >= call.next_warning_t and self._warning is not None:
@@ -410,6 +453,93 @@ class Core:
                    file=call.announcement["file"], sha256=call.announcement["sha256"],
                    started_s=call.announcement["started_s"], ended_s=call.announcement["ended_s"],
                    completed=completed)
+
+    # ---- line intelligence: DTMF, caller ID, call-progress tones ---------------------------------------
+
+    def _detection(self, line: _Line, d: Detection) -> None:
+        call = line.call
+        call_id = call.call_id if call else None
+        if d.type == "dtmf":
+            digit = d.fields["digit"]
+            end = d.end if d.end is not None else d.start
+            self._emit("line.dtmf", line.id, call_id, d.start, digit=digit, duration_s=round(end - d.start, 3))
+            if call is None:
+                return
+            if call.answer_pending:
+                call.dialed += digit
+                call.answer_fallback_t = end + self.config.signals.answer_fallback_s
+            else:
+                call.digits.append({"digit": digit, "at_s": round(d.start - call.started_t, 3)})
+                self._control_code(line, call, d.start)
+        elif d.type == "caller_id":
+            caller = {key: d.fields.get(key) for key in ("standard", "valid", "number", "name", "reason")}
+            self._emit("call.caller_id", line.id, call_id, d.start, **caller)
+            if caller["valid"]:
+                if call is not None and call.caller is None:
+                    call.caller = caller   # e.g. type 2 (call waiting) caller ID during the call
+                elif call is None:
+                    line.caller = caller
+        elif d.type == "tone":
+            kind, state = d.fields["kind"], d.fields.get("state")
+            at = d.start if d.end is None else d.end
+            self._emit("line.tone", line.id, call_id, at, kind=kind, state=state,
+                       start_s=round(d.start, 3) if call is None else round(d.start - call.started_t, 3))
+            if kind == "ringback":
+                line.ringback = state == "on"
+                if call is not None:
+                    call.ringback_heard = True
+                    if state == "off" and call.answer_pending:
+                        call.far_end_answered_t = at
+                        self._emit("call.far_end_answered", line.id, call.call_id, at,
+                                   at_s=round(at - call.started_t, 3), by="ringback_stopped")
+                        self._answer(line, call, at, "far_end_answer")
+            elif kind in ("busy", "reorder") and state == "on" and call is not None:
+                if call.answer_pending:
+                    call.end_reason = "busy"   # the far end never answered; the office hangs up
+                elif self.config.signals.far_end_hangup:
+                    call.end_reason = "far_end_hangup"
+                    self._emit("call.far_end_hangup", line.id, call.call_id, d.start, tone=kind,
+                               at_s=round(d.start - call.started_t, 3))
+                    self._end_call(line, d.start)
+
+    def _voice_after_ringback(self, line: _Line, call: Call, period: AudioPeriod, t0: float) -> None:
+        """A voice in the ringback's silence is the far end answering: seconds before the tone
+        detector could be sure the next ring is not coming (a whole off period, 4 s in the US)."""
+        heard = line.detectors.last_tone_t if line.detectors is not None else None
+        if heard is not None and heard >= t0:
+            return   # the tone itself, or tone mixed with speech: wait
+        samples = period.samples.astype(np.float64)
+        rms_dbfs = 10 * np.log10(max(float(np.mean(samples * samples)), 1e-9) / 32768.0**2)
+        if rms_dbfs < VOICE_DBFS:
+            return
+        call.far_end_answered_t = t0
+        line.ringback = False
+        self._emit("call.far_end_answered", line.id, call.call_id, t0, at_s=round(t0 - call.started_t, 3),
+                   by="voice")
+        self._answer(line, call, t0, "far_end_answer")
+
+    def _control_code(self, line: _Line, call: Call, t: float) -> None:
+        """`**1` pauses or resumes, `**2` marks: codes keyed on the office phone, logged in the record."""
+        signals = self.config.signals
+        if not signals.dtmf_control:
+            return
+        keyed = "".join(entry["digit"] for entry in call.digits)
+        for code, action in ((signals.pause_code, "pause"), (signals.mark_code, "mark")):
+            if not keyed.endswith(code):
+                continue
+            call.digits.clear()   # a code is consumed: "**1**1" is two presses, not an overlap
+            at = round(line.t_end - call.started_t, 3)   # in force from the next audio on, as logged
+            if action == "mark":
+                if signals.mark_tag not in call.tags:
+                    call.tags.append(signals.mark_tag)
+                call.control_codes.append({"code": code, "action": "mark", "at_s": at})
+            elif call.paused:
+                call.pauses[-1]["end_s"] = at
+                call.control_codes.append({"code": code, "action": "resume", "at_s": at})
+            else:
+                call.pauses.append({"start_s": at, "end_s": None})
+                call.control_codes.append({"code": code, "action": "pause", "at_s": at})
+            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
 
     # ---- faults ----------------------------------------------------------------------------------
 
@@ -611,7 +741,8 @@ class Core:
                 "call_id": call.call_id if call else None,
                 "since": utc_iso(line.since_wall),
                 "direction": call.direction if call else None,
-                "caller_number": None,
+                "caller_number": (call.caller or {}).get("number") if call else
+                (line.caller or {}).get("number"),
             }
 
     def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None:

@@ -153,11 +153,18 @@ class Service:
             capture.start()
 
     def healthy(self, stale_s: float = 2.0) -> bool:
-        """Audio still arrives and the core loop is still turning (for the watchdog)."""
+        """For the watchdog: the core loop turns and every capture thread shows signs of life.
+
+        A capture waiting for a lost sound card keeps trying to reopen it, which counts as life:
+        that is an alarm, not a reason to restart (a restart could not open the card either, and
+        would turn an alarm into a crash loop). A capture stuck inside a read shows none.
+        """
         if self.core is None:
             return False
         now = time.monotonic()
-        return now - self.core.last_audio_monotonic < stale_s and now - self.core.last_loop_monotonic < stale_s
+        if now - self.core.last_loop_monotonic >= stale_s:
+            return False
+        return all(now - capture.last_activity_monotonic < stale_s + capture.backoff_s for capture in self.captures)
 
     def stop(self) -> None:
         """Stop inputs, end open calls, let the recorder finish, tell the front ends, close the store.

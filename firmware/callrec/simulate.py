@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 TAIL_S = 2.0     # audio after the last event, so the hang-up decision (flash window) can be taken
 URGENT_AFTER_EDGE_S = 0.15   # after an edge, read in step with the core for this long (debounce and act)
+LEAD_S = 0.4                 # otherwise unpaced capture stays at most this far ahead of the core
 
 
 class ScenarioError(Exception):
@@ -166,7 +167,7 @@ class SimLineTap:
     """One line's capture tap and wire: fires its edges on time and mixes what the device plays."""
 
     def __init__(self, scenario: ScenarioLine, rate: int, max_frames: int, source: SimulatedLine,
-                 lockstep: Lockstep, post: Any, caught_up: Any) -> None:
+                 lockstep: Lockstep, post: Any, caught_up: Any, awaiting: Any) -> None:
         self.line = scenario.line
         self.rate = rate
         self.max_frames = max_frames
@@ -182,15 +183,21 @@ class SimLineTap:
         self._read_t = 0.0
         self._urgent_until = -1.0
         self._caught_up = caught_up
+        self._awaiting = awaiting
+        self._synced_at = 0
+        self._lead_frames = int(LEAD_S * rate)
         self.edge_monotonic: dict[float, float] = {}
 
     def before_read(self, frame: int) -> None:
         if frame - self._gated_at >= self._lockstep.slack // 2:
             self._gated_at = frame
             self._lockstep.wait_turn(self.line, frame)
-        if self.urgent():
-            # Just after an edge: read no further than the core has decided, as a real line would
-            # be heard at the moment the core acts (the announcement starts where it would).
+        if self.urgent() or (frame - self._synced_at >= self._lead_frames and self._awaiting(self.line)):
+            # Read no further ahead of the core's decisions than a real line would be heard before
+            # the core acts on it: just after an edge not at all, and while the core waits for the
+            # far end to answer by at most LEAD_S, so the announcement it then starts lands where it
+            # would. Otherwise reading runs free (the fast simulation's throughput).
+            self._synced_at = frame
             self._caught_up()
         # A sound the core asked for is on its way from the player thread: a real wire would carry
         # it now, so do not read ahead of it (unpaced reads would otherwise race the player).
@@ -361,11 +368,12 @@ class Simulation:
 
 
 def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, explicit_config: bool,
-            post: Any, caught_up: Any) -> Simulation:
+            post: Any, caught_up: Any, awaiting: Any = lambda line: False) -> Simulation:
     """Write the line audio and the ALSA configuration, and build the simulation backend.
 
     Must run before the first PCM is opened in this process: alsa-lib reads its configuration once.
-    `post` is the core's input and `caught_up` waits for the core to drain it (both bound later).
+    `post` is the core's input, `caught_up` waits for the core to drain it, `awaiting(line)` says the
+    core waits for a far end to answer on the line (all bound later, once the core exists).
     """
     rate = config.audio.sample_rate
     # Inside the data directory, so a killed simulation leaves nothing elsewhere; cleared each run.
@@ -415,7 +423,7 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
     source = SimulatedLine([s.line for s in scenario])
     period = rate * config.audio.period_ms // 1000
     lockstep = Lockstep([s.line for s in scenario], slack_frames=20 * period)
-    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post, caught_up)
+    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post, caught_up, awaiting)
             for s in scenario}
     start_wall = time.time()
     backend = Backend(

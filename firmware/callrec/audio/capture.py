@@ -110,7 +110,7 @@ class CaptureGroup:
         self._sink = sink
         self._clock = clock
         self._tap = tap
-        self._backoff = backoff_s
+        self.backoff_s = backoff_s
         # Periods are read one by one but handed to the core in batches: a queue hand-over per
         # period is most of the pipeline's CPU. Timed decisions do not wait for audio (the core
         # wakes itself), so batching costs no latency.
@@ -124,6 +124,9 @@ class CaptureGroup:
         self.overruns = 0
         self.reopens = 0
         self.last_period_monotonic = 0.0
+        # Last sign of life: a period read, or an attempt to reopen a failed device. The watchdog
+        # restarts a capture that is stuck, not one that is patiently waiting for its card.
+        self.last_activity_monotonic = time.monotonic()
 
     def open(self) -> None:
         self._handle = open_pcm(self._alsa, "capture", self.pcm, self.n_channels, self.rate, self.period)
@@ -177,7 +180,7 @@ class CaptureGroup:
             block = block[: self._tap.max_frames - start]
             self.frames = self._tap.max_frames
         t_end = self._clock(self.frames)
-        self.last_period_monotonic = time.monotonic()
+        self.last_period_monotonic = self.last_activity_monotonic = time.monotonic()
         if self._tap is not None and self._tap.due(t_end):
             self._flush()  # the audio before an edge reaches the core before the edge
         for line, channel in self.channels.items():
@@ -205,7 +208,8 @@ class CaptureGroup:
         self._sink(CaptureFault(self.pcm, self.lines, "device", message, self._clock(self.frames)))
         with contextlib.suppress(Exception):  # the handle is already broken; closing is best effort
             self._handle.close()
-        while not self._stop.wait(self._backoff):
+        while not self._stop.wait(self.backoff_s):
+            self.last_activity_monotonic = time.monotonic()
             try:
                 self.open()
             except AudioDeviceError as error:

@@ -79,6 +79,10 @@ class ToneDetector:
         self._buf = np.zeros(0)
         self._hist = np.zeros(self._n - FRAME)
         self._frame = 0
+        # When a frequency of the region's tone plan last sounded, cadence recognised or not: a
+        # ringback needs two cycles to be recognised, and the core must not give up waiting for it
+        # (its announcement fallback) while single bursts are still coming.
+        self.last_tone_t: float | None = None
         self._n_in = 0
         self._t_base = 0.0
         for s in self._sigs:
@@ -130,6 +134,8 @@ class ToneDetector:
         f = self._frame
         self._frame += 1
         now = self._t((f + 1) * FRAME)
+        if label >= 0:
+            self.last_tone_t = now   # any tone of the plan, recognised or not yet (see __init__)
         for k, s in enumerate(self._sigs):
             if k == label:
                 if s.burst is None:

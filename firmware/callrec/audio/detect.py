@@ -1,0 +1,33 @@
+"""The line's ears: every detector (DTMF, caller ID, call-progress tones) on what the line carries.
+
+The detectors work at 8 kHz, the rate of the telephone network; a line captured at 16 kHz is brought
+down with soxr's streaming resampler (proper anti-aliasing, state kept across periods).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import soxr
+
+from callrec.dsp.detection import SAMPLE_RATE, Detection
+from callrec.dsp.pipeline import LineDsp
+
+
+class LineDetectors:
+    def __init__(self, region: str, rate: int) -> None:
+        self.rate = rate
+        self._dsp = LineDsp(region)
+        self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="int16") if rate != SAMPLE_RATE else None
+
+    def feed(self, samples: np.ndarray, t0: float) -> list[Detection]:
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples)
+        return self._dsp.feed(samples, t0)
+
+    @property
+    def last_tone_t(self) -> float | None:
+        """When a call-progress frequency last sounded (line time), recognised or not."""
+        return self._dsp.tones.last_tone_t
+
+    def flush(self) -> list[Detection]:
+        return self._dsp.flush()
