@@ -25,6 +25,8 @@ def test_demo_records_two_announced_calls_and_prints_a_summary(tmp_path):
     assert "Line 1: inbound call, 2 ring(s)" in out.stdout
     assert "Line 2: outbound call" in out.stdout
     assert out.stdout.count("announcement  announcement_en.wav sha256") == 2
+    assert "caller        2125551234 SMITH JOHN" in out.stdout
+    assert "dialled       5550123, far end answered" in out.stdout
     flacs = sorted((tmp_path / "demo" / "recordings").rglob("*.flac"))
     assert len(flacs) == 2 and all(str(f) in out.stdout for f in flacs)
 

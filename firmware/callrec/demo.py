@@ -31,13 +31,14 @@ CONVERSATIONS = {
         "Great, see you then. Goodbye."],
 }
 SCENARIO = """\
-# callrec demo: line 1 gets an inbound call (two rings), line 2 makes an outbound call.
+# callrec demo (region US): line 1 gets an inbound call with caller ID between two rings; line 2
+# dials out: dial tone, the digits, two rings of ringback, then the far end answers.
 [[line]]
 line = 1
 audio = "line1.wav"
 events = [
-  {{ at = 0.5, ring = "on" }}, {{ at = 1.5, ring = "off" }},
-  {{ at = 3.5, ring = "on" }}, {{ at = 4.2, hook = "off" }},
+  {{ at = 0.5, ring = "on" }}, {{ at = 2.5, ring = "off" }},
+  {{ at = 6.5, ring = "on" }}, {{ at = 7.2, hook = "off" }},
   {{ at = {end1:.1f}, hook = "on" }},
 ]
 
@@ -45,15 +46,43 @@ events = [
 line = 2
 audio = "line2.wav"
 events = [
-  {{ at = 2.0, hook = "off" }},
+  {{ at = 1.0, hook = "off" }},
   {{ at = {end2:.1f}, hook = "on" }},
 ]
 """
+CALLER = ("2125551234", "SMITH JOHN")
+DIALLED = "5550123"
 
 
-def speech(lines: list[str], path: Path, lead_s: float) -> float:
-    """Write a conversation as one 8 kHz WAV starting after `lead_s` of line noise; return its length."""
-    pieces = [np.zeros(int(lead_s * RATE), dtype=np.float32)]
+def exchange_signals(line: int) -> tuple[np.ndarray, float]:
+    """What the exchange sends on each line before anyone talks, and when the talking may start."""
+    from callrec.dsp import callerid, gen
+    from callrec.regions import PROFILES
+
+    tones = PROFILES["US"].tones
+    if line == 1:   # Bell 202 MDMF caller ID in the silence after the first ring
+        message = callerid.mdmf_message([(0x01, b"11281230"), (0x02, CALLER[0].encode()),
+                                         (0x07, CALLER[1].encode())])
+        out = np.zeros(int(8.0 * RATE))
+        burst = callerid.signal(message, "bell202")
+        out[int(3.1 * RATE): int(3.1 * RATE) + len(burst)] += burst
+        return out / 32768.0, 8.0
+    out = np.zeros(int(14.0 * RATE))   # dial tone, the number, ringback 5-7 s and 11-13 s
+    dial = gen.cadence(tones["dial"].freqs, -15.0, (), 1.5)
+    out[int(1.2 * RATE): int(1.2 * RATE) + len(dial)] += dial
+    digits = gen.dtmf_sequence(DIALLED, level=-8.0, duration=0.08, gap=0.08)
+    out[int(3.0 * RATE): int(3.0 * RATE) + len(digits)] += digits
+    ringback = gen.cadence(tones["ringback"].freqs, -15.0, tones["ringback"].cadence, 8.0)
+    out[int(5.0 * RATE): int(5.0 * RATE) + len(ringback)] += ringback
+    return out / 32768.0, 13.5
+
+
+def speech(lines: list[str], path: Path, line: int) -> float:
+    """Write a line's audio: the exchange's signals, then the conversation; return its length."""
+    signals, talk_at = exchange_signals(line)
+    pieces = [signals[: int(talk_at * RATE)].astype(np.float32)]
+    from callrec.audio.sound import read_mono
+
     voice = shutil.which("espeak-ng")
     with tempfile.TemporaryDirectory() as scratch:
         for number, text in enumerate(lines):
@@ -61,16 +90,12 @@ def speech(lines: list[str], path: Path, lead_s: float) -> float:
                 out = Path(scratch) / f"{number}.wav"
                 subprocess.run([voice, "-v", "en-us" if number % 2 == 0 else "en-gb", "-s", "160", "-w", str(out),
                                 text], check=True, capture_output=True)
-                from callrec.audio.sound import read_mono
-
                 pieces.append(read_mono(out, RATE) * 0.5)
             else:
-                from callrec.audio.sound import read_mono
-
                 pieces.append(read_mono(ASSETS / "announcement_en.wav", RATE) * 0.5)
             pieces.append(np.zeros(int(0.6 * RATE), dtype=np.float32))
     audio = np.concatenate(pieces)
-    audio += np.random.default_rng(7).standard_normal(len(audio)).astype(np.float32) * 0.003  # line hiss
+    audio += np.random.default_rng(7).standard_normal(len(audio)).astype(np.float32) * 0.001  # line hiss
     soundfile.write(str(path), np.clip(audio, -1, 1), RATE, subtype="PCM_16")
     return len(audio) / RATE
 
@@ -82,9 +107,9 @@ def run_demo(args: argparse.Namespace) -> int:
     data = args.data or Path(tempfile.mkdtemp(prefix="callrec-demo-"))
     work = data / "demo-scenario"
     work.mkdir(parents=True, exist_ok=True)
-    # The announcement plays over the first seconds; the callers talk through and after it.
-    end1 = speech(CONVERSATIONS[1], work / "line1.wav", lead_s=5.0)
-    end2 = speech(CONVERSATIONS[2], work / "line2.wav", lead_s=3.0)
+    # The announcement plays over the first seconds of each answer; the parties talk through it.
+    end1 = speech(CONVERSATIONS[1], work / "line1.wav", 1)
+    end2 = speech(CONVERSATIONS[2], work / "line2.wav", 2)
     (work / "scenario.toml").write_text(SCENARIO.format(end1=end1 - 0.5, end2=end2 - 0.5))
     config = configmod.load(args.config).with_data_dir(data)
     if args.config is None:
@@ -131,6 +156,12 @@ def format_call(r: dict[str, Any], data: Path) -> str:
         f"  call id       {r['call_id']}",
         f"  started       {r.get('started_at')}   answered {r.get('answered_at')}",
     ]
+    if r.get("caller_number") or r.get("caller_name"):
+        lines.append(f"  caller        {r.get('caller_number')} {r.get('caller_name') or ''}".rstrip())
+    if r.get("dialed_number"):
+        answered = r.get("far_end_answered_s")
+        lines.append(f"  dialled       {r['dialed_number']}" +
+                     (f", far end answered {answered} s after the off-hook" if answered is not None else ""))
     if ann:
         lines.append(f"  announcement  {Path(ann.get('file', '?')).name} sha256 {str(ann.get('sha256'))[:16]}…, "
                      f"played {ann.get('started_s')} s to {ann.get('ended_s')} s after the answer")
