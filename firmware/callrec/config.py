@@ -208,6 +208,7 @@ class Config(_Section):
         """The `--data DIR` override of storage.data_dir."""
         if data_dir is None:
             return self
+        data_dir = data_dir.absolute()   # helpers (PulseAudio, sockets) run elsewhere: no relative paths
         return self.model_copy(update={"storage": self.storage.model_copy(update={"data_dir": data_dir})})
 
 

@@ -7,11 +7,102 @@ attaches without touching the core.
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class CommandError(Exception):
     """A command was refused: wrong arguments, wrong line state. The message is shown to the caller."""
+
+
+class Refused(Exception):
+    """A request a front end turns away before it reaches the Device; the text is the reply's `error`."""
+
+
+# ---- the commands every front end offers, and how their requests are read -------------------------
+# One table and one parser, so MQTT and the control socket accept exactly the same things.
+
+
+class _Args(BaseModel):
+    # strict: "1" is not a line number and true is not 1; forbid: a typo in a key is an error,
+    # not a silently ignored option.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class NoArgs(_Args):
+    """`ping`: proves the command path end to end and changes nothing."""
+
+
+class LineArgs(_Args):
+    """Commands aimed at one line."""
+
+    line: int = Field(ge=1, le=64, description="Line number, as in B/line/<n>/state.")
+
+
+class CallMarkArgs(_Args):
+    """`call.mark`: attach a tag to a call (e.g. 'important', 'complaint')."""
+
+    call_id: str = Field(min_length=1, max_length=128)
+    tag: str = Field(min_length=1, max_length=64)
+
+
+COMMANDS: dict[str, type[_Args]] = {
+    "ping": NoArgs,
+    "announcement.test": LineArgs,
+    "recording.pause": LineArgs,
+    "recording.resume": LineArgs,
+    "call.mark": CallMarkArgs,
+}
+
+MAX_ID_CHARS = 128
+
+
+def parse_object(raw: bytes, what: str, example: str) -> dict[str, Any]:
+    """One JSON object from the wire; `what` ("payload", "request") names it in the error."""
+    def reject_constant(name: str) -> Any:
+        raise Refused(f"{what} is not valid JSON ({name} is not allowed)")
+
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise Refused(f"{what} is not valid JSON: {str(error)[:120]}") from None
+    if not isinstance(body, dict):
+        raise Refused(f"{what} must be a JSON object like {example}")
+    return body
+
+
+def request_id(body: dict[str, Any], *, required: bool) -> str | int | None:
+    """The caller's `id`, echoed in the reply: a string or an integer of sane size."""
+    if "id" not in body or body["id"] is None:
+        if required:
+            raise Refused("missing 'id'")
+        return None
+    value = body["id"]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise Refused("'id' must be a string or an integer")
+    if isinstance(value, str) and len(value) > MAX_ID_CHARS:
+        raise Refused(f"'id' longer than {MAX_ID_CHARS} characters")
+    if isinstance(value, int) and abs(value) >= 2**63:
+        raise Refused("'id' out of range")
+    return value
+
+
+def validate_command(name: Any, args: Any) -> dict[str, Any]:
+    """The arguments of a known command, checked against its model; Refused otherwise."""
+    model = COMMANDS.get(name) if isinstance(name, str) else None
+    if model is None:
+        shown = name[:64] if isinstance(name, str) else name
+        raise Refused(f"unknown command {shown!r}; known: {', '.join(sorted(COMMANDS))}")
+    if not isinstance(args, dict):
+        raise Refused("'args' must be a JSON object")
+    try:
+        return model.model_validate(args).model_dump()
+    except ValidationError as error:
+        parts = [f"{'.'.join(str(p) for p in item['loc']) or 'arguments'}: {item['msg']}"
+                 for item in error.errors(include_url=False, include_input=False)]
+        raise Refused("; ".join(parts)) from None
 
 
 class Device(Protocol):

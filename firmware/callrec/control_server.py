@@ -32,10 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from callrec.control import CommandError, Device
-from callrec.mqtt.commands import COMMANDS
+from callrec.control import CommandError, Device, Refused, parse_object, request_id, validate_command
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +41,8 @@ SOCKET_MODE = 0o660
 MAX_REQUEST_BYTES = 8192
 MAX_CLIENTS = 16
 IDLE_TIMEOUT_S = 60.0
-_MAX_ID_CHARS = 128
 _QUERIES = ("status", "alarms", "stats", "levels")
 _KEYS = {"id", "cmd", "name", "args"}
-
-
-class _Refused(Exception):
-    """A request that never reaches the Device; the text becomes the response's `error`."""
 
 
 class ControlServer:
@@ -176,28 +168,28 @@ class ControlServer:
 
     def respond(self, line: bytes, peer: str = "in-process") -> dict[str, Any]:
         """One request line → one response; never raises."""
-        request_id: str | int | None = None
+        rid: str | int | None = None
         try:
             body = _parse(line)
-            request_id = _request_id(body)
-            return _response(request_id, result=self._dispatch(body, peer))
-        except _Refused as error:
+            rid = request_id(body, required=False)
+            return _response(rid, result=self._dispatch(body, peer))
+        except Refused as error:
             log.debug("control request refused (%s): %s", peer, error)
-            return _response(request_id, error=str(error))
+            return _response(rid, error=str(error))
         except CommandError as error:
-            return _response(request_id, error=str(error) or type(error).__name__)
+            return _response(rid, error=str(error) or type(error).__name__)
         except TimeoutError:
-            return _response(request_id, error="the recorder did not answer in time; see the device log")
+            return _response(rid, error="the recorder did not answer in time; see the device log")
         except Exception:   # a bug behind the Device must not take the socket down
             log.exception("control request failed inside the device (%s)", peer)
-            return _response(request_id, error="internal error; see the device log")
+            return _response(rid, error="internal error; see the device log")
 
     def _dispatch(self, body: dict[str, Any], peer: str) -> Any:
         cmd = body.get("cmd")
         if cmd in _QUERIES:
             stray = sorted(set(body) - {"id", "cmd"})
             if stray:
-                raise _Refused(f"{cmd!r} takes no {', '.join(stray)}")
+                raise Refused(f"{cmd!r} takes no {', '.join(stray)}")
             if cmd == "status":
                 return self.device.line_states()
             if cmd == "alarms":
@@ -207,20 +199,11 @@ class ControlServer:
             return self.device.command("levels", {})
         if cmd != "command":
             shown = cmd[:32] if isinstance(cmd, str) else cmd
-            raise _Refused(f"unknown cmd {shown!r}; known: {', '.join((*_QUERIES, 'command'))}")
+            raise Refused(f"unknown cmd {shown!r}; known: {', '.join((*_QUERIES, 'command'))}")
         name, args = body.get("name"), body.get("args", {})
-        model = COMMANDS.get(name) if isinstance(name, str) else None
-        if model is None:
-            shown = name[:64] if isinstance(name, str) else name
-            raise _Refused(f"unknown command {shown!r}; known: {', '.join(sorted(COMMANDS))}")
-        if not isinstance(args, dict):
-            raise _Refused("'args' must be a JSON object")
-        try:
-            validated = model.model_validate(args)
-        except ValidationError as error:
-            raise _Refused(_describe(error)) from None
+        validated = validate_command(name, args)
         log.info("control command %s %s from %s", name, json.dumps(args, ensure_ascii=False)[:200], peer)
-        return self.device.command(name, validated.model_dump())
+        return self.device.command(name, validated)
 
 
 def _linger(client: socket.socket, seconds: float = 1.0) -> None:
@@ -257,41 +240,11 @@ def _remove_stale(path: Path) -> None:
 
 
 def _parse(line: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as error:
-        raise _Refused(f"request is not valid JSON: {str(error)[:120]}") from None
-    if not isinstance(body, dict):
-        raise _Refused('request must be a JSON object like {"id": 1, "cmd": "status"}')
+    body = parse_object(line, "request", '{"id": 1, "cmd": "status"}')
     stray = sorted(str(key)[:32] for key in set(body) - _KEYS)
     if stray:
-        raise _Refused(f"unknown key(s) {', '.join(stray)}; allowed: {', '.join(sorted(_KEYS))}")
+        raise Refused(f"unknown key(s) {', '.join(stray)}; allowed: {', '.join(sorted(_KEYS))}")
     return body
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Refused(f"request is not valid JSON ({name} is not allowed)")
-
-
-def _request_id(body: dict[str, Any]) -> str | int | None:
-    value = body.get("id")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise _Refused("'id' must be a string or an integer")
-    if isinstance(value, str) and len(value) > _MAX_ID_CHARS:
-        raise _Refused(f"'id' longer than {_MAX_ID_CHARS} characters")
-    if isinstance(value, int) and abs(value) >= 2**63:
-        raise _Refused("'id' out of range")
-    return value
-
-
-def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors(include_url=False, include_input=False):
-        where = ".".join(str(p) for p in item["loc"]) or "args"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
 
 
 def _response(request_id: str | int | None, *, result: Any = None, error: str | None = None) -> dict[str, Any]:

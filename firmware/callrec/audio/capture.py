@@ -83,7 +83,33 @@ def open_pcm(alsaaudio: Any, kind: str, device: str, channels: int, rate: int, p
         ) from None
 
 
-class CaptureGroup:
+class PcmGroup:
+    """One ALSA PCM serving one or more lines (a channel each), on a thread of its own."""
+
+    kind = "capture"
+
+    def __init__(self, pcm: str, channels: dict[int, int], rate: int, period_frames: int,
+                 sink: Callable[[object], None]) -> None:
+        import alsaaudio
+
+        self._alsa = alsaaudio
+        self.pcm = pcm
+        self.channels = channels
+        self.n_channels = max(channels.values()) + 1
+        self.rate = rate
+        self.period = period_frames
+        self._sink = sink
+        self._handle: Any = None
+
+    def open(self) -> None:
+        self._handle = open_pcm(self._alsa, self.kind, self.pcm, self.n_channels, self.rate, self.period)
+
+    @property
+    def lines(self) -> tuple[int, ...]:
+        return tuple(sorted(self.channels))
+
+
+class CaptureGroup(PcmGroup):
     """Captures one PCM that carries one or more lines."""
 
     def __init__(
@@ -99,15 +125,7 @@ class CaptureGroup:
         backoff_s: float = 1.0,
         batch_periods: int = 1,
     ) -> None:
-        import alsaaudio
-
-        self._alsa = alsaaudio
-        self.pcm = pcm
-        self.channels = channels
-        self.n_channels = max(channels.values()) + 1
-        self.rate = rate
-        self.period = period_frames
-        self._sink = sink
+        super().__init__(pcm, channels, rate, period_frames, sink)
         self._clock = clock
         self._tap = tap
         self.backoff_s = backoff_s
@@ -117,7 +135,6 @@ class CaptureGroup:
         self._batch = max(1, batch_periods)
         self._batched: dict[int, list[np.ndarray]] = {line: [] for line in channels}
         self._batched_end = (0, 0.0)
-        self._handle: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames = 0
@@ -127,9 +144,6 @@ class CaptureGroup:
         # Last sign of life: a period read, or an attempt to reopen a failed device. The watchdog
         # restarts a capture that is stuck, not one that is patiently waiting for its card.
         self.last_activity_monotonic = time.monotonic()
-
-    def open(self) -> None:
-        self._handle = open_pcm(self._alsa, "capture", self.pcm, self.n_channels, self.rate, self.period)
 
     def start(self) -> None:
         if self._handle is None:
@@ -141,10 +155,6 @@ class CaptureGroup:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-    @property
-    def lines(self) -> tuple[int, ...]:
-        return tuple(sorted(self.channels))
 
     def _run(self) -> None:
         pending = np.zeros((0, self.n_channels), dtype=np.int16)

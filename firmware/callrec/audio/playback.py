@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from callrec.audio.capture import AudioDeviceError, open_pcm
+from callrec.audio.capture import AudioDeviceError, PcmGroup
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,11 @@ class _Request:
     pos: int = 0
 
 
-class PlaybackGroup:
+class PlaybackGroup(PcmGroup):
+    """Plays into one PCM that serves one or more lines."""
+
+    kind = "playback"
+
     def __init__(
         self,
         pcm: str,
@@ -69,26 +73,14 @@ class PlaybackGroup:
         *,
         wire: Wire | None = None,
     ) -> None:
-        import alsaaudio
-
-        self._alsa = alsaaudio
-        self.pcm = pcm
-        self.channels = channels
-        self.n_channels = max(channels.values()) + 1
-        self.rate = rate
-        self.period = period_frames
-        self._sink = sink
+        super().__init__(pcm, channels, rate, period_frames, sink)
         self._clock = clock
         self._wire = wire
-        self._handle: Any = None
         self._requests: dict[int, _Request] = {}
         self._cond = threading.Condition()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.handovers: list[tuple[int, str, float]] = []   # (line, kind, monotonic): latency figures
-
-    def open(self) -> None:
-        self._handle = open_pcm(self._alsa, "playback", self.pcm, self.n_channels, self.rate, self.period)
 
     def start(self) -> None:
         if self._handle is None:
