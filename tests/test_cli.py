@@ -74,3 +74,17 @@ def test_packaged_pin_map_is_the_one_in_hw():
     lines = parse({}).lines
     assert [(line.hook_gpio, line.ring_gpio, line.led_gpio) for line in lines] == [
         (pins[str(n)]["hook_gpio"], pins[str(n)]["ring_gpio"], pins[str(n)]["led_gpio"]) for n in (1, 2)]
+
+
+def test_journal_stays_bounded_without_mqtt(simulate):
+    import sqlite3
+
+    config = "[mqtt]\njournal_max_events = 5\n"
+    events = [(1.0, "hook", "off"), (6.0, "hook", "on")]
+    first = simulate([{"line": 1, "audio": "line1.wav", "events": events}], config=config)
+    second = simulate([{"line": 1, "audio": "line1.wav", "events": events}], config=config, data=first.data)
+    assert second.returncode == 0, second.stderr
+    with sqlite3.connect(first.data / "journal.sqlite") as db:
+        oldest = db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+    assert oldest > first.events[-1]["seq"] - 5, "the first run's old events were pruned"
+    assert second.events[0]["seq"] == first.events[-1]["seq"] + 1, "pruning never reuses a seq"

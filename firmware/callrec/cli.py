@@ -181,13 +181,9 @@ def _attach_front_ends(service: Any, config: Config, control_socket: Path | None
         from callrec.control_server import attach as attach_control
 
         attach_control(service, control_socket)
-    if not config.mqtt.host:
-        return
-    try:
-        from callrec.mqtt.service import attach
-    except ImportError:
-        log.warning("mqtt.host is set but this build has no MQTT support")
-        return
+    # Always: with no mqtt.host it publishes nothing but still keeps the journal within its bounds.
+    from callrec.mqtt.service import attach
+
     attach(service, config)
 
 
