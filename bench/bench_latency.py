@@ -40,7 +40,10 @@ def main() -> None:
             # 1.5 s calls, 2.5 s apart: longer than any region's flash window
             events += [ScenarioEvent(1.0 + 4.0 * n, "hook", True), ScenarioEvent(2.5 + 4.0 * n, "hook", False)]
         scenario = [ScenarioLine(1, work / "line.wav", tuple(events))]
-        config = configmod.parse({"storage": {"data_dir": str(work / "data"), "min_call_seconds": 0.5}})
+        # Announce at the off-hook edge (as for every inbound call): outbound calls would otherwise
+        # wait for the far end, which this silent line never gives.
+        config = configmod.parse({"storage": {"data_dir": str(work / "data"), "min_call_seconds": 0.5},
+                                  "signals": {"outbound_announcement": "offhook"}})
         holder: dict[str, Service] = {}
         sim = prepare(config, scenario, realtime=True, explicit_config=False,
                       post=lambda item: holder["s"].core.post(item),

@@ -192,13 +192,16 @@ class SimLineTap:
         if frame - self._gated_at >= self._lockstep.slack // 2:
             self._gated_at = frame
             self._lockstep.wait_turn(self.line, frame)
-        if self.urgent() or (frame - self._synced_at >= self._lead_frames and self._awaiting(self.line)):
-            # Read no further ahead of the core's decisions than a real line would be heard before
-            # the core acts on it: just after an edge not at all, and while the core waits for the
-            # far end to answer by at most LEAD_S, so the announcement it then starts lands where it
-            # would. Otherwise reading runs free (the fast simulation's throughput).
-            self._synced_at = frame
+        # Read no further ahead of the core's decisions than a real line would be heard before the
+        # core acts on it: just after an edge not at all, and while the core waits for the far end
+        # to answer by at most LEAD_S, so the announcement it then starts lands where it would.
+        # Otherwise reading runs free (the fast simulation's throughput).
+        if self.urgent():
             self._caught_up()
+        elif frame - self._synced_at >= self._lead_frames:
+            self._synced_at = frame
+            if self._awaiting(self.line):
+                self._caught_up()
         # A sound the core asked for is on its way from the player thread: a real wire would carry
         # it now, so do not read ahead of it (unpaced reads would otherwise race the player).
         if not self._sound_due.is_set():
