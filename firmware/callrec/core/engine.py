@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import logging
 import queue
-import shutil
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,8 +29,16 @@ from callrec.audio.sound import Sound
 from callrec.bus import EventBus
 from callrec.calls import Call, new_call_id
 from callrec.config import Config
-from callrec.control import CommandError
-from callrec.dsp.detection import Detection
+from callrec.core.control import ControlApi
+from callrec.core.progress import CallProgress
+from callrec.core.state import (
+    AUDIO_BATCH_PERIODS,
+    PREROLL_SLACK_S,
+    ControlRequest,
+    LineState,
+    Player,
+    Shutdown,
+)
 from callrec.events import Event, StampedEvent, utc_iso
 from callrec.line import monitor as sig
 from callrec.line.monitor import LineMonitor, MonitorSettings
@@ -43,52 +48,11 @@ from callrec.recording.recorder import Audio, Begin, Finish, Note, Recorder
 
 log = logging.getLogger(__name__)
 
-PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep that much more
-# Audio goes to the recorder in batches of this many periods (200 ms at 20 ms): one queue hand-over
-# per batch instead of per period. The recorder's sync interval allows for it (storage.sync_interval_s).
-AUDIO_BATCH_PERIODS = 10
-# A line louder than this in the silence of a ringback is someone speaking: the far end answered.
-VOICE_DBFS = -45.0
 
+class Core(CallProgress, ControlApi):
+    """One thread, one queue of inputs, all line and call state. Commands and line intelligence
+    live in the mixins of core/control.py and core/progress.py; they share this state."""
 
-@dataclass(frozen=True)
-class ControlRequest:
-    name: str
-    args: dict[str, Any]
-    reply: Future[dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    reason: str
-
-
-class Player:
-    """What the core needs of a playback path for one line."""
-
-    def play(self, line: int, samples: np.ndarray, kind: str) -> None: ...
-    def cancel(self, line: int) -> None: ...
-    def busy(self, line: int) -> bool: ...
-
-
-@dataclass
-class _Line:
-    id: int
-    monitor: LineMonitor
-    preroll: PreRoll
-    frame_end: int = 0
-    t_end: float = 0.0
-    call: Call | None = None
-    state: str = "idle"
-    since_wall: float = field(default_factory=time.time)
-    fault: bool = False
-    last_call_id: str | None = None
-    detectors: LineDetectors | None = None
-    caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
-    ringback: bool = False                   # ringback tone sounding now
-
-
-class Core:
     def __init__(
         self,
         config: Config,
@@ -129,7 +93,7 @@ class Core:
         )
         capacity = int((config.audio.preroll_seconds + PREROLL_SLACK_S) * self.rate)
         self.lines = {
-            line.id: _Line(line.id, LineMonitor(line.id, settings), PreRoll(capacity))
+            line.id: LineState(line.id, LineMonitor(line.id, settings), PreRoll(capacity))
             for line in config.lines
         }
         if config.signals.enabled:
@@ -263,16 +227,16 @@ class Core:
                 self._voice_after_ringback(line, line.call, period, t0)
         self._timers(line, period.t_end)
 
-    def frame_at(self, line: _Line, t: float) -> int:
+    def frame_at(self, line: LineState, t: float) -> int:
         return line.frame_end - int(round((line.t_end - t) * self.rate))
 
     # ---- line signals → calls ----------------------------------------------------------------------
 
-    def _signals(self, line: _Line, signals: list[sig.LineSignal]) -> None:
+    def _signals(self, line: LineState, signals: list[sig.LineSignal]) -> None:
         for signal in signals:
             self._signal(line, signal)
 
-    def _signal(self, line: _Line, s: sig.LineSignal) -> None:
+    def _signal(self, line: LineState, s: sig.LineSignal) -> None:
         call_id = line.call.call_id if line.call else None
         if isinstance(s, sig.RingStarted):
             self._emit("line.ring", line.id, None, s.t, state="on")
@@ -303,7 +267,7 @@ class Core:
         elif isinstance(s, sig.CallEnded):
             self._end_call(line, s.t)
 
-    def _begin_call(self, line: _Line, s: sig.CallBegan) -> None:
+    def _begin_call(self, line: LineState, s: sig.CallBegan) -> None:
         wall = self.wall_of(s.t)
         call = Call(
             call_id=new_call_id(wall, line.id),
@@ -337,7 +301,7 @@ class Core:
         else:
             self._answer(line, call, s.t, "offhook")
 
-    def _answer(self, line: _Line, call: Call, t: float, source: str) -> None:
+    def _answer(self, line: LineState, call: Call, t: float, source: str) -> None:
         """Someone is there: inbound at our off-hook; outbound when ringback stops (or at the
         off-hook, or at the fallback, as configured). The announcement starts now."""
         call.answer_pending = False
@@ -363,7 +327,7 @@ class Core:
             call.next_warning_t = t + self.config.announcement.warning_tone_every_s
         self.recorder.submit(Note(call.call_id, {"record": call.record()}))
 
-    def _end_call(self, line: _Line, t_onhook: float) -> None:
+    def _end_call(self, line: LineState, t_onhook: float) -> None:
         call = line.call
         if call is None:
             return
@@ -423,7 +387,7 @@ class Core:
         self._raise_alarm(f"playback:{item.line}", item.line, "playback",
                           f"announcement playback failed on line {item.line}: {item.message}", item.t)
 
-    def _timers(self, line: _Line, now: float) -> None:
+    def _timers(self, line: LineState, now: float) -> None:
         call = line.call
         if call is None:
             return
@@ -442,7 +406,7 @@ class Core:
             if player is not None and not player.busy(line.id):
                 player.play(line.id, self._warning, "warning_tone")
 
-    def _report_announcement(self, line: _Line, call: Call, now: float) -> None:
+    def _report_announcement(self, line: LineState, call: Call, now: float) -> None:
         if call.announcement is None or call.announcement_reported or call.announcement_end_t is None:
             return
         call.announcement_reported = True
@@ -453,93 +417,6 @@ class Core:
                    file=call.announcement["file"], sha256=call.announcement["sha256"],
                    started_s=call.announcement["started_s"], ended_s=call.announcement["ended_s"],
                    completed=completed)
-
-    # ---- line intelligence: DTMF, caller ID, call-progress tones ---------------------------------------
-
-    def _detection(self, line: _Line, d: Detection) -> None:
-        call = line.call
-        call_id = call.call_id if call else None
-        if d.type == "dtmf":
-            digit = d.fields["digit"]
-            end = d.end if d.end is not None else d.start
-            self._emit("line.dtmf", line.id, call_id, d.start, digit=digit, duration_s=round(end - d.start, 3))
-            if call is None:
-                return
-            if call.answer_pending:
-                call.dialed += digit
-                call.answer_fallback_t = end + self.config.signals.answer_fallback_s
-            else:
-                call.digits.append({"digit": digit, "at_s": round(d.start - call.started_t, 3)})
-                self._control_code(line, call, d.start)
-        elif d.type == "caller_id":
-            caller = {key: d.fields.get(key) for key in ("standard", "valid", "number", "name", "reason")}
-            self._emit("call.caller_id", line.id, call_id, d.start, **caller)
-            if caller["valid"]:
-                if call is not None and call.caller is None:
-                    call.caller = caller   # e.g. type 2 (call waiting) caller ID during the call
-                elif call is None:
-                    line.caller = caller
-        elif d.type == "tone":
-            kind, state = d.fields["kind"], d.fields.get("state")
-            at = d.start if d.end is None else d.end
-            self._emit("line.tone", line.id, call_id, at, kind=kind, state=state,
-                       start_s=round(d.start, 3) if call is None else round(d.start - call.started_t, 3))
-            if kind == "ringback":
-                line.ringback = state == "on"
-                if call is not None:
-                    call.ringback_heard = True
-                    if state == "off" and call.answer_pending:
-                        call.far_end_answered_t = at
-                        self._emit("call.far_end_answered", line.id, call.call_id, at,
-                                   at_s=round(at - call.started_t, 3), by="ringback_stopped")
-                        self._answer(line, call, at, "far_end_answer")
-            elif kind in ("busy", "reorder") and state == "on" and call is not None:
-                if call.answer_pending:
-                    call.end_reason = "busy"   # the far end never answered; the office hangs up
-                elif self.config.signals.far_end_hangup:
-                    call.end_reason = "far_end_hangup"
-                    self._emit("call.far_end_hangup", line.id, call.call_id, d.start, tone=kind,
-                               at_s=round(d.start - call.started_t, 3))
-                    self._end_call(line, d.start)
-
-    def _voice_after_ringback(self, line: _Line, call: Call, period: AudioPeriod, t0: float) -> None:
-        """A voice in the ringback's silence is the far end answering: seconds before the tone
-        detector could be sure the next ring is not coming (a whole off period, 4 s in the US)."""
-        heard = line.detectors.last_tone_t if line.detectors is not None else None
-        if heard is not None and heard >= t0:
-            return   # the tone itself, or tone mixed with speech: wait
-        samples = period.samples.astype(np.float64)
-        rms_dbfs = 10 * np.log10(max(float(np.mean(samples * samples)), 1e-9) / 32768.0**2)
-        if rms_dbfs < VOICE_DBFS:
-            return
-        call.far_end_answered_t = t0
-        line.ringback = False
-        self._emit("call.far_end_answered", line.id, call.call_id, t0, at_s=round(t0 - call.started_t, 3),
-                   by="voice")
-        self._answer(line, call, t0, "far_end_answer")
-
-    def _control_code(self, line: _Line, call: Call, t: float) -> None:
-        """`**1` pauses or resumes, `**2` marks: codes keyed on the office phone, logged in the record."""
-        signals = self.config.signals
-        if not signals.dtmf_control:
-            return
-        keyed = "".join(entry["digit"] for entry in call.digits)
-        for code, action in ((signals.pause_code, "pause"), (signals.mark_code, "mark")):
-            if not keyed.endswith(code):
-                continue
-            call.digits.clear()   # a code is consumed: "**1**1" is two presses, not an overlap
-            at = round(line.t_end - call.started_t, 3)   # in force from the next audio on, as logged
-            if action == "mark":
-                if signals.mark_tag not in call.tags:
-                    call.tags.append(signals.mark_tag)
-                call.control_codes.append({"code": code, "action": "mark", "at_s": at})
-            elif call.paused:
-                call.pauses[-1]["end_s"] = at
-                call.control_codes.append({"code": code, "action": "resume", "at_s": at})
-            else:
-                call.pauses.append({"start_s": at, "end_s": None})
-                call.control_codes.append({"code": code, "action": "pause", "at_s": at})
-            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
 
     # ---- faults ----------------------------------------------------------------------------------
 
@@ -608,122 +485,9 @@ class Core:
     def _shutdown(self, reason: str) -> None:
         self._end_all_calls(f"recording stopped: {reason}")
 
-    # ---- control API (called from front-end threads) -----------------------------------------------
-
-    def command(self, name: str, args: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        if name == "ping":
-            return {"pong": True}
-        reply: Future[dict[str, Any]] = Future()
-        self.post(ControlRequest(name, args, reply))
-        return reply.result(timeout=timeout)
-
-    def _control(self, request: ControlRequest) -> None:
-        try:
-            result = self._run_command(request.name, request.args)
-        except CommandError as error:
-            request.reply.set_exception(error)
-        except Exception as error:
-            log.exception("command %s failed", request.name)
-            request.reply.set_exception(CommandError(f"internal error: {error}"))
-        else:
-            request.reply.set_result(result)
-
-    def _line_arg(self, args: dict[str, Any]) -> _Line:
-        number = args.get("line")
-        if not isinstance(number, int) or isinstance(number, bool) or number not in self.lines:
-            raise CommandError(f"`line` must be one of {sorted(self.lines)}, got {number!r}")
-        return self.lines[number]
-
-    def _run_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if name == "announcement.test":
-            line = self._line_arg(args)
-            if line.call is not None or line.monitor.offhook or line.monitor.ringing:
-                raise CommandError(f"line {line.id} is not idle; the test announcement plays only when idle")
-            player = self.players.get(line.id)
-            if player is None or self.announcement is None:
-                raise CommandError(f"line {line.id} has no playback path")
-            player.play(line.id, self.announcement.samples, "test")
-            return {"line": line.id, "duration_s": round(self.announcement.duration_s, 3)}
-        if name in ("recording.pause", "recording.resume"):
-            line = self._line_arg(args)
-            call = line.call
-            if call is None:
-                raise CommandError(f"line {line.id} has no call in progress")
-            at = round(line.t_end - call.started_t, 3)
-            if name == "recording.pause":
-                if call.paused:
-                    raise CommandError(f"the recording of line {line.id} is already paused")
-                call.pauses.append({"start_s": at, "end_s": None})
-            else:
-                if not call.paused:
-                    raise CommandError(f"the recording of line {line.id} is not paused")
-                call.pauses[-1]["end_s"] = at
-            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
-            return {"line": line.id, "call_id": call.call_id, "at_s": at}
-        if name == "levels":
-            return {"lines": [self._levels(line) for line in self.lines.values()]}
-        if name == "call.mark":
-            call_id, tag = args.get("call_id"), args.get("tag")
-            if not isinstance(call_id, str) or not isinstance(tag, str) or not tag:
-                raise CommandError("`call_id` and `tag` must be non-empty strings")
-            for line in self.lines.values():
-                if line.call is not None and line.call.call_id == call_id:
-                    if tag not in line.call.tags:
-                        line.call.tags.append(tag)
-                    return {"call_id": call_id, "tags": list(line.call.tags)}
-            record = self.recorder.index.get(call_id)
-            if record is None:
-                raise CommandError(f"no call {call_id!r}")
-            tags = list(record.get("tags", []))
-            if tag not in tags:
-                tags.append(tag)
-            self.recorder.index.update(call_id, {"tags": tags})
-            return {"call_id": call_id, "tags": tags}
-        raise CommandError(f"unknown command {name!r}")
-
-    def _levels(self, line: _Line, window_s: float = 0.2) -> dict[str, Any]:
-        """RMS and peak of the last `window_s` the line carried, in dBFS: computed on request from
-        the pre-roll buffer, so live levels cost the audio path nothing."""
-        recent = line.preroll.since(line.preroll.end_frame - int(window_s * self.rate)).astype(np.float64)
-        if not len(recent):
-            return {"line": line.id, "rms_dbfs": None, "peak_dbfs": None, "window_s": window_s}
-        rms = float(np.sqrt(np.mean(recent * recent))) / 32768.0
-        peak = float(np.max(np.abs(recent))) / 32768.0
-        return {"line": line.id, "rms_dbfs": round(20 * np.log10(max(rms, 1e-6)), 1),
-                "peak_dbfs": round(20 * np.log10(max(peak, 1e-6)), 1), "window_s": window_s}
-
-    def _close_pause(self, call: Call, t: float) -> None:
-        if call.paused:
-            call.pauses[-1]["end_s"] = round(t - call.started_t, 3)
-
-    def line_states(self) -> list[dict[str, Any]]:
-        with self._state_lock:
-            return [dict(self._states[number]) for number in sorted(self._states)]
-
-    def active_alarms(self) -> list[dict[str, Any]]:
-        with self._state_lock:
-            return [dict(alarm) for alarm in self._alarms.values()]
-
-    def stats(self) -> dict[str, Any]:
-        data_dir = self.config.storage.data_dir
-        try:
-            free = shutil.disk_usage(data_dir).free
-        except OSError:
-            free = None
-        today = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
-        return {
-            "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
-            "disk_free_bytes": free,
-            "calls_today": self.recorder.index.calls_since(today),
-            "recordings_stored": self.recorder.index.count(),
-            "calls_discarded": self.recorder.stats.discarded,
-            "capture_overruns": self.capture_overruns,
-            "cpu_temp_c": _cpu_temp(),
-        }
-
     # ---- helpers -----------------------------------------------------------------------------------
 
-    def _set_state(self, line: _Line, state: str, t: float) -> None:
+    def _set_state(self, line: LineState, state: str, t: float) -> None:
         if line.fault and state != "fault":
             state = "fault"
         if state == line.state:
@@ -732,7 +496,7 @@ class Core:
         line.since_wall = self.wall_of(t)
         self._publish_state(line)
 
-    def _publish_state(self, line: _Line) -> None:
+    def _publish_state(self, line: LineState) -> None:
         call = line.call
         with self._state_lock:
             self._states[line.id] = {
@@ -749,9 +513,3 @@ class Core:
         self.bus.emit(Event(type_, line, call_id, self.wall_of(t), fields))
 
 
-def _cpu_temp() -> float | None:
-    try:
-        with open("/sys/class/thermal/thermal_zone0/temp") as handle:
-            return round(int(handle.read().strip()) / 1000, 1)
-    except (OSError, ValueError):
-        return None

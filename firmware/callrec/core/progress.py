@@ -1,0 +1,114 @@
+"""Line intelligence in the core: what DTMF, caller ID and call-progress tones mean for a call.
+
+Caller ID heard while ringing labels the call that follows; digits before the far end answers are
+the dialled number, after it they are kept with their offsets (and may be control codes); ringback
+stopping, or a voice in its silence, is the far end answering; busy or reorder after the answer is
+the far end hanging up. A mixin of `Core`: it runs on the core thread and owns no state of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from callrec.audio.capture import AudioPeriod
+from callrec.calls import Call
+from callrec.core.state import VOICE_DBFS, LineState
+from callrec.dsp.detection import Detection
+from callrec.recording.recorder import Note
+
+
+class CallProgress:
+    config: Any
+    recorder: Any
+
+    def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None: ...
+    def _answer(self, line: LineState, call: Call, t: float, source: str) -> None: ...
+    def _end_call(self, line: LineState, t_onhook: float) -> None: ...
+
+    def _detection(self, line: LineState, d: Detection) -> None:
+        call = line.call
+        call_id = call.call_id if call else None
+        if d.type == "dtmf":
+            digit = d.fields["digit"]
+            end = d.end if d.end is not None else d.start
+            self._emit("line.dtmf", line.id, call_id, d.start, digit=digit, duration_s=round(end - d.start, 3))
+            if call is None:
+                return
+            if call.answer_pending:
+                call.dialed += digit
+                call.answer_fallback_t = end + self.config.signals.answer_fallback_s
+            else:
+                call.digits.append({"digit": digit, "at_s": round(d.start - call.started_t, 3)})
+                self._control_code(line, call, d.start)
+        elif d.type == "caller_id":
+            caller = {key: d.fields.get(key) for key in ("standard", "valid", "number", "name", "reason")}
+            self._emit("call.caller_id", line.id, call_id, d.start, **caller)
+            if caller["valid"]:
+                if call is not None and call.caller is None:
+                    call.caller = caller   # e.g. type 2 (call waiting) caller ID during the call
+                elif call is None:
+                    line.caller = caller
+        elif d.type == "tone":
+            kind, state = d.fields["kind"], d.fields.get("state")
+            at = d.start if d.end is None else d.end
+            self._emit("line.tone", line.id, call_id, at, kind=kind, state=state,
+                       start_s=round(d.start, 3) if call is None else round(d.start - call.started_t, 3))
+            if kind == "ringback":
+                line.ringback = state == "on"
+                if call is not None:
+                    call.ringback_heard = True
+                    if state == "off" and call.answer_pending:
+                        call.far_end_answered_t = at
+                        self._emit("call.far_end_answered", line.id, call.call_id, at,
+                                   at_s=round(at - call.started_t, 3), by="ringback_stopped")
+                        self._answer(line, call, at, "far_end_answer")
+            elif kind in ("busy", "reorder") and state == "on" and call is not None:
+                if call.answer_pending:
+                    call.end_reason = "busy"   # the far end never answered; the office hangs up
+                elif self.config.signals.far_end_hangup:
+                    call.end_reason = "far_end_hangup"
+                    self._emit("call.far_end_hangup", line.id, call.call_id, d.start, tone=kind,
+                               at_s=round(d.start - call.started_t, 3))
+                    self._end_call(line, d.start)
+
+    def _voice_after_ringback(self, line: LineState, call: Call, period: AudioPeriod, t0: float) -> None:
+        """A voice in the ringback's silence is the far end answering: seconds before the tone
+        detector could be sure the next ring is not coming (a whole off period, 4 s in the US)."""
+        heard = line.detectors.last_tone_t if line.detectors is not None else None
+        if heard is not None and heard >= t0:
+            return   # the tone itself, or tone mixed with speech: wait
+        samples = period.samples.astype(np.float64)
+        rms_dbfs = 10 * np.log10(max(float(np.mean(samples * samples)), 1e-9) / 32768.0**2)
+        if rms_dbfs < VOICE_DBFS:
+            return
+        call.far_end_answered_t = t0
+        line.ringback = False
+        self._emit("call.far_end_answered", line.id, call.call_id, t0, at_s=round(t0 - call.started_t, 3),
+                   by="voice")
+        self._answer(line, call, t0, "far_end_answer")
+
+    def _control_code(self, line: LineState, call: Call, t: float) -> None:
+        """`**1` pauses or resumes, `**2` marks: codes keyed on the office phone, logged in the record."""
+        signals = self.config.signals
+        if not signals.dtmf_control:
+            return
+        keyed = "".join(entry["digit"] for entry in call.digits)
+        for code, action in ((signals.pause_code, "pause"), (signals.mark_code, "mark")):
+            if not keyed.endswith(code):
+                continue
+            call.digits.clear()   # a code is consumed: "**1**1" is two presses, not an overlap
+            at = round(line.t_end - call.started_t, 3)   # in force from the next audio on, as logged
+            if action == "mark":
+                if signals.mark_tag not in call.tags:
+                    call.tags.append(signals.mark_tag)
+                call.control_codes.append({"code": code, "action": "mark", "at_s": at})
+            elif call.paused:
+                call.pauses[-1]["end_s"] = at
+                call.control_codes.append({"code": code, "action": "resume", "at_s": at})
+            else:
+                call.pauses.append({"start_s": at, "end_s": None})
+                call.control_codes.append({"code": code, "action": "pause", "at_s": at})
+            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+

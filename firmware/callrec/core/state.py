@@ -1,0 +1,61 @@
+"""What the core keeps per line, the inputs only it understands, and what it needs of a player."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from callrec.audio.detect import LineDetectors
+from callrec.audio.preroll import PreRoll
+from callrec.calls import Call
+from callrec.line.monitor import LineMonitor
+
+PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep that much more
+# Audio goes to the recorder in batches of this many periods (200 ms at 20 ms): one queue hand-over
+# per batch instead of per period. The recorder's sync interval allows for it (storage.sync_interval_s).
+AUDIO_BATCH_PERIODS = 10
+# A line louder than this in the silence of a ringback is someone speaking: the far end answered.
+VOICE_DBFS = -45.0
+
+
+@dataclass(frozen=True)
+class ControlRequest:
+    name: str
+    args: dict[str, Any]
+    reply: Future[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    reason: str
+
+
+class Player:
+    """What the core needs of a playback path for one line."""
+
+    def play(self, line: int, samples: np.ndarray, kind: str) -> None: ...
+    def cancel(self, line: int) -> None: ...
+    def busy(self, line: int) -> bool: ...
+
+
+@dataclass
+class LineState:
+    id: int
+    monitor: LineMonitor
+    preroll: PreRoll
+    frame_end: int = 0
+    t_end: float = 0.0
+    call: Call | None = None
+    state: str = "idle"
+    since_wall: float = field(default_factory=time.time)
+    fault: bool = False
+    last_call_id: str | None = None
+    detectors: LineDetectors | None = None
+    caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
+    ringback: bool = False                   # ringback tone sounding now
+
+
