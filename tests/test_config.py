@@ -135,3 +135,17 @@ def test_user_announcement_of_any_rate_and_width_is_converted(tmp_path, simulate
                       config=f'[announcement]\nfile = "{wav}"\n')
     played = result.of_type("announcement.played")[0]
     assert played["file"] == str(wav) and abs(played["ended_s"] - played["started_s"] - 2.0) < 0.01
+
+
+def test_device_id_comes_from_the_first_boot_file_when_present(tmp_path):
+    from callrec.mqtt.settings import default_device_id
+
+    machine = tmp_path / "machine-id"
+    machine.write_text("0123456789abcdef0123456789abcdef\n")
+    device = tmp_path / "device-id"
+    derived = default_device_id(machine, device)
+    assert derived == default_device_id(machine, device) and "0123456789abcdef" not in derived
+    device.write_text("callrec-1a2b3c4d5e6f\n")
+    assert default_device_id(machine, device) == "callrec-1a2b3c4d5e6f"
+    device.write_text("not/a valid id\n")
+    assert default_device_id(machine, device) == derived

@@ -24,16 +24,24 @@ log = logging.getLogger(__name__)
 # early instead of producing a topic the broker or HA silently mangles.
 _ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _MACHINE_ID = Path("/etc/machine-id")
+_DEVICE_ID = Path("/etc/callrec/device-id")   # written by the image's first boot
 _CREDENTIAL_NAME = "mqtt_password"
 
 
-def default_device_id(machine_id_path: Path = _MACHINE_ID) -> str:
+def default_device_id(machine_id_path: Path = _MACHINE_ID, device_id_path: Path = _DEVICE_ID) -> str:
     """A stable id for this appliance, the same after every reboot and reinstall of the firmware.
 
-    machine-id(5) asks applications not to publish the raw id, so it is hashed with an
-    application key (like sd_id128_get_machine_app_specific); the hostname is the fallback on
-    systems without one (containers, the simulator on a laptop).
+    The image's first boot writes one to /etc/callrec/device-id (the name in the device's
+    certificate too); that one wins. Elsewhere machine-id(5) asks applications not to publish the
+    raw id, so it is hashed with an application key (like sd_id128_get_machine_app_specific); the
+    hostname is the fallback on systems without one (containers, the simulator on a laptop).
     """
+    try:
+        written = device_id_path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        written = ""
+    if re.fullmatch(_ID_PATTERN.strip("^$"), written):
+        return written
     try:
         machine_id = machine_id_path.read_text(encoding="ascii").strip()
     except OSError:
