@@ -90,7 +90,8 @@ def bench(lines: int, seconds: float, work: Path, audio: Path) -> dict[str, floa
         f'[[line]]\nline = {n}\naudio = "{audio}"\nevents = [{{ at = 0.5, hook = "off" }}, '
         f'{{ at = {seconds - 0.5}, hook = "on" }}]\n' for n in range(1, lines + 1)))
     config = work / "config.toml"
-    config.write_text("[announcement]\nenabled = false\n[signals]\nenabled = false\n" + "".join(  # the recording path alone
+    # the recording path alone: no announcement, no detectors
+    config.write_text("[announcement]\nenabled = false\n[signals]\nenabled = false\n" + "".join(
         f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\nled_gpio = {20 + n}\n"
         f'capture_pcm = "card{n}"\nplayback_pcm = "card{n}"\n'
         for n in range(1, lines + 1)))

@@ -154,7 +154,7 @@ def test_pause_and_resume_are_logged_in_the_call_record_and_paused_audio_is_sile
     assert rig.recorder.wait_idle(5)
     call_id = paused["call_id"]
     record = rig.index.get(call_id)
-    assert record["pauses"] == [{"start_s": paused["at_s"], "end_s": resumed["at_s"]}]
+    assert record["pauses"] == [{"start_s": paused["at_s"], "end_s": resumed["at_s"], "by": "command"}]
     import soundfile
 
     audio, _ = soundfile.read(str(rig.config.storage.data_dir / record["recording"]["path"]), dtype="int16")
@@ -219,3 +219,23 @@ def test_levels_report_what_each_line_carried_in_dbfs(rig):
     assert levels[1]["rms_dbfs"] == pytest.approx(-6.0, abs=0.1)
     assert levels[1]["peak_dbfs"] == pytest.approx(-6.0, abs=0.1)
     assert levels[2]["rms_dbfs"] is None, "no audio yet on line 2"
+
+
+def test_announcement_played_is_reported_even_when_the_call_ends_before_it_sounded(rig):
+    rig.edge("ring", True)
+    rig.audio(1.2)
+    rig.edge("hook", True)
+    rig.audio(0.1)
+    rig.edge("hook", False)   # hung up before the player reported the first sample
+    rig.audio(2)
+    played = [e for e in rig.events if e["type"] == "announcement.played"]
+    assert len(played) == 1 and played[0]["completed"] is False and played[0]["started_s"] is None
+
+
+def test_an_overrun_alarm_clears_after_a_quiet_minute(rig):
+    rig.audio(1)
+    rig.core.process(CaptureFault("hw:1", (1, 2), "overrun", "capture overrun (-32)", 1.0))
+    assert rig.core.active_alarms()[0]["kind"] == "capture_overrun"
+    rig.audio(62)
+    assert rig.core.active_alarms() == []
+    assert rig.types().count("alarm.cleared") == 1

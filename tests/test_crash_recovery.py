@@ -69,3 +69,26 @@ def test_next_simulate_start_recovers_a_killed_recording_first(tmp_path):
     ended = [e for e in events if e["type"] == "call.ended"]
     assert ended and ended[0]["call_id"] == call_id and ended[0]["status"] == "recovered"
     assert not list(data.rglob("*.part"))
+
+
+def test_recover_refuses_to_run_beside_a_live_service_on_the_same_data(tmp_path):
+    noise_wav(tmp_path / "line1.wav", 30)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(scenario_toml([{"line": 1, "audio": "line1.wav",
+                                        "events": [(1.0, "hook", "off"), (25.0, "hook", "on")]}]))
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "callrec", "simulate", str(scenario), "--data", str(data),
+                             "--realtime"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            if json.loads(raw)["type"] == "call.started":
+                break
+        out = callrec("recover", "--data", str(data))
+        assert out.returncode == 1 and "in use by another callrec process" in out.stderr
+        assert list(data.rglob("*.pcm.part")), "the live call's part is untouched"
+        second = callrec("simulate", str(scenario), "--data", str(data))
+        assert second.returncode == 1 and "storage.data_dir" in second.stderr
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

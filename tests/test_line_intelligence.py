@@ -181,3 +181,29 @@ def test_dtmf_control_codes_are_off_by_default(simulate, tmp_path):
     record = result.record(result.of_type("call.started")[0]["call_id"])
     assert record["pauses"] == [] and record["control_codes"] == []
     assert [d["digit"] for d in record["digits"]] == ["*", "*", "1"]
+
+
+def test_after_a_far_end_hangup_a_flash_starts_a_new_recorded_call(simulate, tmp_path):
+    line = Line(45).speech(1.5, 10.0)
+    line.tone(12.0, "JP", "busy", 6.0)
+    line.speech(20.0, 15.0)
+    audio = line.write(tmp_path / "line1.wav")
+    events = [(0.0, "ring", "on"), (1.0, "ring", "off"), (1.2, "hook", "off"),
+              (19.0, "hook", "on"), (19.5, "hook", "off"),          # a flash: the office goes on
+              (36.0, "hook", "on")]
+    result = simulate([{"line": 1, "audio": audio, "events": events}])
+    started = result.of_type("call.started")
+    assert len(started) == 2, [e["type"] for e in result.events]
+    ended = {e["call_id"]: e for e in result.of_type("call.ended")}
+    second = ended[started[1]["call_id"]]
+    assert second["status"] == "complete" and abs(second["duration_s"] - 16.5) < 0.1
+
+
+def test_control_codes_leave_the_digits_of_the_call_in_the_record(simulate, tmp_path):
+    line = Line(20).put(4.0, gen.dtmf_sequence("1234**2", level=-8.0, duration=0.08, gap=0.08))
+    audio = line.write(tmp_path / "line1.wav")
+    events = [(0.0, "ring", "on"), (1.0, "ring", "off"), (1.2, "hook", "off"), (12.0, "hook", "on")]
+    result = simulate([{"line": 1, "audio": audio, "events": events}], config="[signals]\ndtmf_control = true\n")
+    record = result.record(result.of_type("call.started")[0]["call_id"])
+    assert "".join(d["digit"] for d in record["digits"]) == "1234**2"
+    assert [c["action"] for c in record["control_codes"]] == ["mark"]

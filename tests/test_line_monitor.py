@@ -119,3 +119,15 @@ def test_offhook_after_car_that_stays_is_a_call_dated_from_its_edge():
 def test_without_number_display_a_short_first_burst_is_a_ring():
     out = run([(0.5, "ring", True), (1.0, "ring", False), (1.3, "hook", True)], 3, nd_enabled=False)
     assert of(out, CallBegan) == [CallBegan(1.3, "inbound", 1)]
+
+
+def test_flash_just_under_flash_max_settles_as_a_flash_not_a_hangup():
+    out = run([(1, "hook", True), (5, "hook", False), (5.98, "hook", True)], 10, flash_max_s=1.0)
+    assert [(f.t, round(f.duration_s, 6)) for f in of(out, FlashSeen)] == [(5, 0.98)]
+    assert of(out, CallEnded) == [] and len(of(out, CallBegan)) == 1
+
+
+def test_bounce_after_the_flash_window_still_hangs_up_at_the_onhook_edge():
+    out = run([(1, "hook", True), (5, "hook", False), (5.99, "hook", True), (6.0, "hook", False)], 10,
+              flash_max_s=1.0)
+    assert of(out, CallEnded) == [CallEnded(5)] and of(out, FlashSeen) == []

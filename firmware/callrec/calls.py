@@ -41,6 +41,7 @@ class Call:
     dialed: str = ""                                 # digits dialled before the far end answered
     digits: list[dict[str, Any]] = field(default_factory=list)   # in-call DTMF with offsets
     control_codes: list[dict[str, Any]] = field(default_factory=list)
+    code_keys: str = ""                              # recent in-call keys, matched against control codes
     answer_pending: bool = False                     # outbound, waiting for the far end
     answer_fallback_t: float | None = None
     answer_source: str | None = None                 # "offhook" | "far_end_answer" | "fallback"

@@ -308,11 +308,15 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from callrec.bus import EventBus
     from callrec.recording.recover import recover_all
     from callrec.service import StartupError, open_store
+    from callrec.store.lock import DataDirBusy, DataLock
 
     config = load_config(args)
+    lock = DataLock(config.storage.data_dir)
     try:
+        lock.acquire()   # never beside a running service: its calls in progress are parts too
         journal, index = open_store(config.storage.data_dir)
-    except StartupError as error:
+    except (StartupError, DataDirBusy) as error:
+        lock.release()
         print(f"callrec recover: {error}", file=sys.stderr)
         return 1
     try:
@@ -320,6 +324,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     finally:
         index.close()
         journal.close()
+        lock.release()
     for record in records:
         print(f"recovered {record['call_id']}: {record['duration_s']:.1f} s -> {record['recording']['path']}")
     if not records:

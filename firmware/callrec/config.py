@@ -228,7 +228,7 @@ def default_lines() -> list[dict[str, Any]]:
                 "ring_active_low": pins.get("ring_active_low", True),
                 "led_gpio": pins.get("led_gpio", (22, 25)[number - 1]),
                 "capture_channel": pins.get("capture_channel", number - 1),
-                "playback_channel": pins.get("capture_channel", number - 1),
+                "playback_channel": pins.get("playback_channel", pins.get("capture_channel", number - 1)),
             }
         )
     return lines

@@ -28,6 +28,7 @@ from callrec.recording.recorder import Recorder
 from callrec.recording.recover import recover_all
 from callrec.store.index import CallIndex
 from callrec.store.journal import Journal
+from callrec.store.lock import DataDirBusy, DataLock
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ class Backend:
 
 
 def hardware_backend(line_source: LineSource) -> Backend:
-    offset = time.time() - time.monotonic()
     return Backend(
         line_source=line_source,
         capture_clock=lambda rate: (lambda frames: time.monotonic()),
         playback_clock=time.monotonic,
         core_clock=time.monotonic,
-        wall_of=lambda t: t + offset,
+        # Read the wall clock at each use: a Pi has no RTC and NTP may set the clock after start.
+        wall_of=lambda t: time.time() - (time.monotonic() - t),
     )
 
 
@@ -91,18 +92,21 @@ class Service:
         self.core: Core | None = None
         self.captures: list[CaptureGroup] = []
         self.players: list[PlaybackGroup] = []
-        self.extras: list[Any] = []   # front ends (MQTT, console) stopped before the core
+        self.extras: list[Any] = []
+        self._lock: DataLock | None = None   # front ends (MQTT, console) stopped before the core
 
     def start(self) -> None:
         config = self.config
         sound = load_sound(config)
+        self._lock = DataLock(config.storage.data_dir)
+        try:
+            self._lock.acquire()
+        except (DataDirBusy, OSError) as error:
+            raise StartupError(f"storage.data_dir: {error}") from None
         self.journal, self.index = open_store(config.storage.data_dir)
         self.bus = EventBus(self.journal)
         for listener in self.listeners:
             self.bus.subscribe(listener)
-        recovered = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus)
-        if recovered:
-            log.info("recovered %d interrupted recording(s)", len(recovered))
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
                                  queue_size=self.backend.queue_size * 8,
@@ -121,6 +125,10 @@ class Service:
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
         )
+        # After the core exists, so alarms raised by recovery are among its active alarms.
+        recovered = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus)
+        if recovered:
+            log.info("recovered %d interrupted recording(s)", len(recovered))
         try:
             for pcm, channels in playback_pcms.items():
                 player = PlaybackGroup(pcm, channels, config.audio.sample_rate, period, core.post,
@@ -139,6 +147,7 @@ class Service:
                 self.captures.append(capture)
         except AudioDeviceError as error:
             self._close_audio()
+            self._lock.release()
             raise StartupError(str(error)) from None
         self.recorder.start()
         core.start()
@@ -163,6 +172,8 @@ class Service:
             return False
         now = time.monotonic()
         if now - self.core.last_loop_monotonic >= stale_s:
+            return False
+        if self.recorder is not None and not self.recorder.alive:
             return False
         return all(now - capture.last_activity_monotonic < stale_s + capture.backoff_s for capture in self.captures)
 
@@ -192,6 +203,8 @@ class Service:
             self.index.close()
         if self.journal is not None:
             self.journal.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def _close_audio(self) -> None:
         for capture in self.captures:

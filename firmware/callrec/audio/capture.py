@@ -157,6 +157,12 @@ class CaptureGroup(PcmGroup):
             self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        try:
+            self._read_loop()
+        finally:
+            self._flush()   # a stop during a call keeps the batched periods: no audio lost
+
+    def _read_loop(self) -> None:
         pending = np.zeros((0, self.n_channels), dtype=np.int16)
         while not self._stop.is_set():
             if self._tap is not None:

@@ -19,7 +19,6 @@ import numpy as np
 from callrec.calls import Call
 from callrec.control import CommandError
 from callrec.core.state import ControlRequest, LineState
-from callrec.recording.recorder import Note
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,7 @@ class ControlApi:
     _alarms: dict[str, dict[str, Any]]
 
     def post(self, item: object) -> None: ...
+    def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float: ...
 
     def command(self, name: str, args: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         if name == "ping":
@@ -78,16 +78,10 @@ class ControlApi:
             call = line.call
             if call is None:
                 raise CommandError(f"line {line.id} has no call in progress")
-            at = round(line.t_end - call.started_t, 3)
-            if name == "recording.pause":
-                if call.paused:
-                    raise CommandError(f"the recording of line {line.id} is already paused")
-                call.pauses.append({"start_s": at, "end_s": None})
-            else:
-                if not call.paused:
-                    raise CommandError(f"the recording of line {line.id} is not paused")
-                call.pauses[-1]["end_s"] = at
-            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+            pause = name == "recording.pause"
+            if pause == call.paused:
+                raise CommandError(f"the recording of line {line.id} is {'already' if pause else 'not'} paused")
+            at = self._set_paused(line, call, pause, by="command")
             return {"line": line.id, "call_id": call.call_id, "at_s": at}
         if name == "levels":
             return {"lines": [self._levels(line) for line in self.lines.values()]}
@@ -120,10 +114,6 @@ class ControlApi:
         peak = float(np.max(np.abs(recent))) / 32768.0
         return {"line": line.id, "rms_dbfs": round(20 * np.log10(max(rms, 1e-6)), 1),
                 "peak_dbfs": round(20 * np.log10(max(peak, 1e-6)), 1), "window_s": window_s}
-
-    def _close_pause(self, call: Call, t: float) -> None:
-        if call.paused:
-            call.pauses[-1]["end_s"] = round(t - call.started_t, 3)
 
     def line_states(self) -> list[dict[str, Any]]:
         with self._state_lock:

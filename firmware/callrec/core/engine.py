@@ -33,6 +33,7 @@ from callrec.core.control import ControlApi
 from callrec.core.progress import CallProgress
 from callrec.core.state import (
     AUDIO_BATCH_PERIODS,
+    OVERRUN_QUIET_S,
     PREROLL_SLACK_S,
     ControlRequest,
     LineState,
@@ -111,6 +112,7 @@ class Core(CallProgress, ControlApi):
         self._state_lock = threading.Lock()
         self._alarms: dict[str, dict[str, Any]] = {}
         self._states: dict[int, dict[str, Any]] = {}
+        self._overrun_at: dict[str, float] = {}   # PCM -> core time of its last overrun
         bus.subscribe(self._track_alarms)
         for line in self.lines.values():
             self._publish_state(line)
@@ -154,7 +156,10 @@ class Core(CallProgress, ControlApi):
                 item = self._queue.get(timeout=self._wake_in())
             except queue.Empty:
                 self.last_loop_monotonic = time.monotonic()
-                self._advance_all(self.clock() if self.clock else 0.0)
+                try:
+                    self._advance_all(self.clock() if self.clock else 0.0)
+                except Exception:  # as for inputs: a failed decision must not stop the core
+                    log.exception("core failed on a timed decision")
                 continue
             self.last_loop_monotonic = time.monotonic()
             if isinstance(item, Shutdown):
@@ -210,6 +215,11 @@ class Core(CallProgress, ControlApi):
         if line is None:
             return
         self.last_audio_monotonic = time.monotonic()
+        if self._overrun_at:
+            for pcm, at in list(self._overrun_at.items()):
+                if period.t_end - at > OVERRUN_QUIET_S:   # overruns have stopped: the alarm is over
+                    del self._overrun_at[pcm]
+                    self._clear_alarm(f"overrun:{pcm}", period.t_end)
         line.preroll.append(period.samples)
         line.frame_end = period.frame_end
         line.t_end = period.t_end
@@ -260,6 +270,11 @@ class Core(CallProgress, ControlApi):
         elif isinstance(s, sig.CallBegan):
             self._begin_call(line, s)
         elif isinstance(s, sig.FlashSeen):
+            if line.call is None and line.monitor.in_call:
+                # The far end hung up (busy tone ended our call) and the office flashed to go on:
+                # a new call from the end of the flash, so nothing after it goes unrecorded.
+                self._begin_call(line, sig.CallBegan(s.t + s.duration_s, "outbound", 0))
+                return
             if line.call is not None:
                 line.call.flashes.append({"at_s": round(s.t - line.call.started_t, 3),
                                           "duration_s": round(s.duration_s, 3)})
@@ -281,8 +296,10 @@ class Core(CallProgress, ControlApi):
         )
         call.preroll_s = round((self.frame_at(line, s.t) - max(call.start_frame, line.preroll.start_frame))
                                / self.rate, 4)
+        if call.direction == "inbound" and line.caller is not None:
+            call.caller = line.caller   # before the state goes out: dashboards show who is calling
+        line.caller = None
         line.call = call
-        line.last_call_id = call.call_id
         initial = line.preroll.since(call.start_frame)
         call.start_frame = line.preroll.end_frame - len(initial)
         self.recorder.submit(Begin(call.call_id, line.id, day_dir(self.config.storage.data_dir, wall),
@@ -291,9 +308,6 @@ class Core(CallProgress, ControlApi):
         self._set_state(line, "recording", s.t)
         self._emit("call.started", line.id, call.call_id, s.t, direction=call.direction, rings=call.rings,
                    preroll_s=call.preroll_s)
-        if call.direction == "inbound" and line.caller is not None:
-            call.caller = line.caller
-        line.caller = None
         signals = self.config.signals
         if call.direction == "outbound" and signals.enabled and signals.outbound_announcement == "far_end_answer":
             call.answer_pending = True   # the announcement waits for someone to be there
@@ -348,6 +362,22 @@ class Core(CallProgress, ControlApi):
         self.set_led(line.id, False)
         self._set_state(line, "offhook" if line.monitor.offhook else "idle", t_onhook)
 
+    def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float:
+        """Pause or resume the recording from the next audio on; logged in the record with who did it.
+
+        Paused audio is written as silence, so the file keeps the call's timeline."""
+        at = round(line.t_end - call.started_t, 3)
+        if paused:
+            call.pauses.append({"start_s": at, "end_s": None, "by": by})
+        else:
+            call.pauses[-1]["end_s"] = at
+        self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+        return at
+
+    def _close_pause(self, call: Call, t: float) -> None:
+        if call.paused:
+            call.pauses[-1]["end_s"] = round(t - call.started_t, 3)
+
     def _flush_audio(self, call: Call) -> None:
         if call.audio:
             self.recorder.submit(Audio(call.call_id, np.concatenate(call.audio)))
@@ -366,6 +396,7 @@ class Core(CallProgress, ControlApi):
     # ---- announcement and timers -------------------------------------------------------------
 
     def _playback_started(self, item: PlaybackStarted) -> None:
+        self._clear_alarm(f"playback:{item.line}", item.t)   # the path works again
         line = self.lines.get(item.line)
         call = line.call if line else None
         if line is None or call is None or item.kind != "announcement" or call.announcement is None:
@@ -407,13 +438,17 @@ class Core(CallProgress, ControlApi):
                 player.play(line.id, self._warning, "warning_tone")
 
     def _report_announcement(self, line: LineState, call: Call, now: float) -> None:
-        if call.announcement is None or call.announcement_reported or call.announcement_end_t is None:
+        """Once per announced call: when it finished, or when the call ended first (then it says
+        `completed: false`, with null times if not one sample had reached the line)."""
+        if call.announcement is None or call.announcement_reported:
             return
         call.announcement_reported = True
-        completed = now >= call.announcement_end_t
+        end_t = call.announcement_end_t
+        completed = end_t is not None and now >= end_t
         if not completed:
-            call.errors.append("the call ended before the announcement finished")
-        self._emit("announcement.played", line.id, call.call_id, min(now, call.announcement_end_t),
+            call.errors.append("the call ended before the announcement finished" if end_t is not None
+                               else "the call ended before the announcement reached the line")
+        self._emit("announcement.played", line.id, call.call_id, now if end_t is None else min(now, end_t),
                    file=call.announcement["file"], sha256=call.announcement["sha256"],
                    started_s=call.announcement["started_s"], ended_s=call.announcement["ended_s"],
                    completed=completed)
@@ -427,6 +462,7 @@ class Core(CallProgress, ControlApi):
             log.warning("capture overrun on %s (%d so far)", fault.pcm, self.capture_overruns)
             self._raise_alarm(f"overrun:{fault.pcm}", None, "capture_overrun",
                               f"capture overruns on {fault.pcm}: {self.capture_overruns}", fault.t)
+            self._overrun_at[fault.pcm] = fault.t
             return
         for line_id in fault.lines:
             line = self.lines[line_id]

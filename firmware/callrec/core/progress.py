@@ -26,6 +26,7 @@ class CallProgress:
     def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None: ...
     def _answer(self, line: LineState, call: Call, t: float, source: str) -> None: ...
     def _end_call(self, line: LineState, t_onhook: float) -> None: ...
+    def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float: ...
 
     def _detection(self, line: LineState, d: Detection) -> None:
         call = line.call
@@ -94,21 +95,18 @@ class CallProgress:
         signals = self.config.signals
         if not signals.dtmf_control:
             return
-        keyed = "".join(entry["digit"] for entry in call.digits)
+        call.code_keys = (call.code_keys + call.digits[-1]["digit"])[-8:]
         for code, action in ((signals.pause_code, "pause"), (signals.mark_code, "mark")):
-            if not keyed.endswith(code):
+            if not call.code_keys.endswith(code):
                 continue
-            call.digits.clear()   # a code is consumed: "**1**1" is two presses, not an overlap
-            at = round(line.t_end - call.started_t, 3)   # in force from the next audio on, as logged
+            call.code_keys = ""   # a code is consumed: "**1**1" is two presses, not an overlap
             if action == "mark":
                 if signals.mark_tag not in call.tags:
                     call.tags.append(signals.mark_tag)
-                call.control_codes.append({"code": code, "action": "mark", "at_s": at})
-            elif call.paused:
-                call.pauses[-1]["end_s"] = at
-                call.control_codes.append({"code": code, "action": "resume", "at_s": at})
+                at = round(line.t_end - call.started_t, 3)
+                self.recorder.submit(Note(call.call_id, {"record": call.record()}))
             else:
-                call.pauses.append({"start_s": at, "end_s": None})
-                call.control_codes.append({"code": code, "action": "pause", "at_s": at})
-            self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+                action = "resume" if call.paused else "pause"
+                at = self._set_paused(line, call, action == "pause", by="dtmf")
+            call.control_codes.append({"code": code, "action": action, "at_s": at})
 

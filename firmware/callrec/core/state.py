@@ -18,6 +18,8 @@ PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep tha
 # Audio goes to the recorder in batches of this many periods (200 ms at 20 ms): one queue hand-over
 # per batch instead of per period. The recorder's sync interval allows for it (storage.sync_interval_s).
 AUDIO_BATCH_PERIODS = 10
+# An overrun alarm clears once a PCM has gone this long without another.
+OVERRUN_QUIET_S = 60.0
 # A line louder than this in the silence of a ringback is someone speaking: the far end answered.
 VOICE_DBFS = -45.0
 
@@ -53,7 +55,6 @@ class LineState:
     state: str = "idle"
     since_wall: float = field(default_factory=time.time)
     fault: bool = False
-    last_call_id: str | None = None
     detectors: LineDetectors | None = None
     caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
     ringback: bool = False                   # ringback tone sounding now

@@ -61,11 +61,11 @@ class RpiGpioLine:
             gpio.setup(pin, gpio.IN, pull_up_down=gpio.PUD_UP)
         for pin in self._leds.values():
             gpio.setup(pin, gpio.OUT, initial=gpio.LOW)
+        for pin in self._pins:   # armed before the first read: an edge in between is not lost
+            gpio.add_event_detect(pin, gpio.BOTH, callback=self._on_edge)
         now = self._clock()
         for pin in self._pins:
             self._report(pin, now)
-        for pin in self._pins:
-            gpio.add_event_detect(pin, gpio.BOTH, callback=self._on_edge)
         log.info("GPIO claimed: %s", sorted(self._pins))
 
     def _on_edge(self, pin: int) -> None:

@@ -174,7 +174,11 @@ class LineMonitor:
         timers: list[tuple[float, object]] = []
         if self._hook_raw != self._hook_stable:
             timers.append((self._hook_raw_t + self.s.debounce_s, self._hook_settled))
-        if self._hook is _Hook.ONHOOK_PENDING:
+        returning = (self._hook_raw and not self._hook_stable
+                     and self._hook_raw_t <= self._onhook_t + self.s.flash_max_s)
+        if self._hook is _Hook.ONHOOK_PENDING and not returning:
+            # An off-hook edge inside the flash window still settling is a flash in the making:
+            # hang up only if it turns out to be a bounce (this timer is then already due).
             timers.append((self._onhook_t + self.s.flash_max_s, self._hung_up))
         if self._hook is _Hook.NUMBER_DISPLAY:
             timers.append((self._offhook_t + self.s.nd_max_offhook_s, self._number_display_was_a_call))

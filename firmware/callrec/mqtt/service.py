@@ -555,8 +555,8 @@ def _json(value: Any) -> str:
 def attach(service: Any, config: Any) -> MqttService:
     """Wire MQTT to a started `callrec.service.Service`: its bus, its core as the Device.
 
-    The service stops its `extras` before the core and the journal, so `offline` goes out while the
-    journal is still open.
+    The service stops its `extras` after the core and the recorder (so the last calls' events are
+    published) and before it closes the journal, so `offline` goes out while the journal is open.
     """
     if service.bus is None or service.core is None:
         raise RuntimeError("attach MQTT after Service.start()")

@@ -85,8 +85,10 @@ class PartWriter:
 
     def close(self) -> None:
         if not self._file.closed:
-            self.sync()
-            self._file.close()
+            try:
+                self.sync()
+            finally:
+                self._file.close()   # even when the last sync fails (disk full): no leaked descriptor
 
     def remove(self) -> None:
         self.close()
@@ -109,20 +111,23 @@ def finalize(part_path: Path, out_path: Path, fmt: str, rate: int, max_frames: i
     available = part_path.stat().st_size // 2
     frames = available if max_frames is None else min(max_frames, available)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    subtype = "PCM_16"
-    with open(part_path, "rb") as source, soundfile.SoundFile(
-        str(tmp), "w", samplerate=rate, channels=1, subtype=subtype, format=fmt.upper()
-    ) as sink:
-        left = frames
-        while left > 0:
-            block = source.read(min(left, BLOCK_FRAMES) * 2)
-            if not block:
-                break
-            samples = np.frombuffer(block[: len(block) // 2 * 2], dtype="<i2")
-            sink.write(samples)
-            left -= len(samples)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
+    try:
+        with open(part_path, "rb") as source, soundfile.SoundFile(
+            str(tmp), "w", samplerate=rate, channels=1, subtype="PCM_16", format=fmt.upper()
+        ) as sink:
+            left = frames
+            while left > 0:
+                block = source.read(min(left, BLOCK_FRAMES) * 2)
+                if not block:
+                    break
+                samples = np.frombuffer(block[: len(block) // 2 * 2], dtype="<i2")
+                sink.write(samples)
+                left -= len(samples)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)   # no half-written file left behind; the part is untouched
+        raise
     os.replace(tmp, out_path)
     _fsync_dir(out_path.parent)
     with open(out_path, "rb") as handle:

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from callrec.bus import EventBus
 from callrec.events import Event
-from callrec.recording.files import PartWriter, finalize, write_json_atomic
+from callrec.recording.files import FinalFile, PartWriter, finalize, write_json_atomic
 from callrec.store.index import CallIndex
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,6 @@ class RecorderStats:
     discarded: int = 0
     failed: int = 0
     bytes_written: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 _STOP = object()
@@ -99,6 +98,8 @@ class Recorder:
         self._thread: threading.Thread | None = None
         self._pending = 0
         self._pending_cond = threading.Condition()
+        self._storage_alarm = False
+        self._lost: dict[str, int] = {}   # frames per call that could not be written
 
     # ---- the core's side -----------------------------------------------------------------------
 
@@ -110,6 +111,10 @@ class Recorder:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         """Finish the queued work, then stop. Open calls are the core's to end before this."""
@@ -131,30 +136,57 @@ class Recorder:
             try:
                 command = self._queue.get(timeout=self._sync_every / 4)
             except queue.Empty:
-                self._sync_due()
+                self._guarded(self._sync_due)
                 continue
             if command is _STOP:
                 return
             try:
-                self._handle(command)
-            except Exception:  # one call's trouble must not stop the others' recording
-                log.exception("recorder failed on %s", type(command).__name__)
+                self._guarded(self._handle, command)
             finally:
                 with self._pending_cond:
                     self._pending -= 1
                     self._pending_cond.notify_all()
-            self._sync_due()
+            self._guarded(self._sync_due)
+
+    def _guarded(self, action: Any, *args: Any) -> None:
+        """Run one piece of work; trouble is logged and alarmed, and the thread goes on recording.
+
+        A full or failing disk must not end the recorder: the next call may find space again.
+        """
+        try:
+            action(*args)
+        except OSError as error:
+            log.error("recording storage failed: %s", error)
+            if not self._storage_alarm:
+                self._storage_alarm = True
+                self._alarm("alarm.raised", None, {
+                    "id": "storage", "kind": "storage",
+                    "message": f"recordings cannot be written ({error.strerror or error}); audio is being lost"})
+            return
+        except Exception:  # a bug in one call's handling must not stop the others' recording
+            log.exception("recorder failed in %s", getattr(action, "__name__", action))
+            return
+        if self._storage_alarm and action == self._sync_due and self._writers:
+            self._storage_alarm = False   # every open recording synced again
+            self._alarm("alarm.cleared", None, {"id": "storage", "kind": "storage"})
+
+    def _alarm(self, type_: str, line: int | None, fields: dict[str, Any], call_id: str | None = None) -> None:
+        self.bus.emit(Event(type_, line, call_id, time.time(), fields))
 
     def _handle(self, command: object) -> None:
         if isinstance(command, Audio):
             writer = self._writers.get(command.call_id)
             if writer is not None:
-                writer.write(command.samples)
+                try:
+                    writer.write(command.samples)
+                except OSError:
+                    self._lost[command.call_id] = self._lost.get(command.call_id, 0) + len(command.samples)
+                    raise
         elif isinstance(command, Begin):
             writer = PartWriter(command.directory, command.call_id, command.meta)
+            self._writers[command.call_id] = writer
             writer.write(command.initial)
             writer.sync()
-            self._writers[command.call_id] = writer
         elif isinstance(command, Note):
             writer = self._writers.get(command.call_id)
             if writer is not None:
@@ -164,58 +196,82 @@ class Recorder:
 
     def _sync_due(self) -> None:
         now = time.monotonic()
+        failed: OSError | None = None
         for writer in self._writers.values():
             if now - writer.last_sync >= self._sync_every:
-                writer.sync()
+                try:
+                    writer.sync()
+                except OSError as error:   # one file's trouble must not stop the others' syncs
+                    failed = error
+        if failed is not None:
+            raise failed
 
     def _finish(self, command: Finish) -> None:
+        """Finalize, index, then say so; the part is deleted only once the call is safely indexed,
+        and `call.ended` goes out whatever happened (docs/events.md)."""
         writer = self._writers.pop(command.call_id, None)
         record = dict(command.record)
-        record.setdefault("errors", [])
+        record["errors"] = list(record.get("errors", []))
+        lost = self._lost.pop(command.call_id, 0)
+        if lost:
+            record["errors"].append(f"{lost / self.rate:.1f} s of audio could not be written (storage failure)")
+        final: FinalFile | None = None
         if writer is None:
             record.update(status="failed", recording=None)
-            record["errors"].append("no recording was started for this call")
-            self._report(record, command.wall)
-            return
-        writer.close()
-        if command.discard:
-            writer.remove()
+            record["errors"].append("no recording was started for this call (see the storage alarm)")
+        elif command.discard:
+            self._guarded(writer.remove)
             self.stats.discarded += 1
             record.update(status="discarded", recording=None)
-            self._report(record, command.wall)
-            return
-        final_path = writer.directory / f"{command.call_id}.{self.fmt}"
+        else:
+            final_path = writer.directory / f"{command.call_id}.{self.fmt}"
+            try:
+                writer.close()
+                final = finalize(writer.part_path, final_path, self.fmt, self.rate, command.frames)
+                record["recording"] = recording_fields(final, self.data_dir)
+                record["status"] = "complete"
+                write_json_atomic(final_path.with_suffix(".json"), record)
+            except Exception as error:  # disk full, I/O error: the part stays for `recover`
+                log.exception("finalizing %s failed", command.call_id)
+                final = None
+                self.stats.failed += 1
+                record.update(status="failed", recording=None)
+                record["errors"].append(f"finalize failed: {error}; audio kept in {writer.part_path.name}")
+                self._alarm("alarm.raised", record["line"], {
+                    "id": f"recording:{command.call_id}", "kind": "recording",
+                    "message": f"recording of call {command.call_id} could not be finalized: {error}; "
+                               "run `callrec recover` once the cause is fixed"}, command.call_id)
+        indexed = True
         try:
-            final = finalize(writer.part_path, final_path, self.fmt, self.rate, command.frames)
-        except Exception as error:  # disk full, I/O error: keep the part for recovery
-            log.exception("finalizing %s failed", command.call_id)
-            self.stats.failed += 1
-            record.update(status="failed", recording=None)
-            record["errors"].append(f"finalize failed: {error}; audio kept in {writer.part_path.name}")
-            self.bus.emit(Event("alarm.raised", record["line"], command.call_id, command.wall, {
-                "id": f"recording:{command.call_id}", "kind": "recording",
-                "message": f"recording of call {command.call_id} could not be finalized: {error}",
-            }))
-            self._report(record, command.wall)
-            return
-        record["recording"] = recording_fields(final, self.data_dir)
-        record["status"] = record.get("status") or "complete"
-        write_json_atomic(final_path.with_suffix(".json"), record)
-        writer.remove()
-        self.stats.saved += 1
-        self.stats.bytes_written += final.bytes
-        self.bus.emit(Event("recording.saved", record["line"], command.call_id, command.wall, {
-            "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
-            "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3),
-        }))
-        self._report(record, command.wall)
+            self.index.add(record)
+        except Exception as error:
+            indexed = False
+            log.exception("indexing %s failed", command.call_id)
+            self._alarm("alarm.raised", record["line"], {
+                "id": f"index:{command.call_id}", "kind": "recording",
+                "message": f"call {command.call_id} could not be indexed ({error}); its audio is kept for "
+                           "`callrec recover`"}, command.call_id)
+        if final is not None and writer is not None:
+            if indexed:
+                self._guarded(writer.remove)
+            self.stats.saved += 1
+            self.stats.bytes_written += final.bytes
+            emit_saved(self.bus, record, final, command.wall)
+        emit_ended(self.bus, record, command.wall)
 
-    def _report(self, record: dict[str, Any], wall: float) -> None:
-        self.index.add(record)
-        self.bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
-            "duration_s": record.get("duration_s"), "direction": record.get("direction"),
-            "rings": record.get("rings"), "status": record["status"],
-        }))
+
+def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: float, **extra: Any) -> None:
+    bus.emit(Event("recording.saved", record["line"], record["call_id"], wall, {
+        "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
+        "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3), **extra,
+    }))
+
+
+def emit_ended(bus: EventBus, record: dict[str, Any], wall: float) -> None:
+    bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
+        "duration_s": record.get("duration_s"), "direction": record.get("direction"),
+        "rings": record.get("rings"), "status": record["status"],
+    }))
 
 
 def recording_fields(final: Any, data_dir: Path) -> dict[str, Any]:

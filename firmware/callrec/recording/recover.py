@@ -18,7 +18,7 @@ from typing import Any
 from callrec.bus import EventBus
 from callrec.events import Event, utc_iso
 from callrec.recording.files import META_SUFFIX, PART_SUFFIX, finalize, recordings_root, write_json_atomic
-from callrec.recording.recorder import recording_fields
+from callrec.recording.recorder import emit_ended, emit_saved, recording_fields
 from callrec.store.index import CallIndex
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,10 @@ def _recover_one(
     part.unlink()
     meta_path.unlink(missing_ok=True)
     now = time.time()
-    bus.emit(Event("recording.saved", record["line"], call_id, now, {
-        "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
-        "sha256": final.sha256, "duration_s": round(final.frames / rate, 3), "recovered": True,
-    }))
-    bus.emit(Event("call.ended", record["line"], call_id, now, {
-        "duration_s": record["duration_s"], "direction": record.get("direction"),
-        "rings": record.get("rings"), "status": "recovered",
-    }))
+    emit_saved(bus, record, final, now, recovered=True)
+    emit_ended(bus, record, now)
+    for stale in (f"recording:{call_id}", f"index:{call_id}"):   # what its failure had raised is over
+        bus.emit(Event("alarm.cleared", record["line"], call_id, now, {"id": stale, "kind": "recording"}))
     log.info("recovered %s (%.1f s)", call_id, duration)
     return record
 
