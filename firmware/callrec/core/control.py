@@ -44,9 +44,16 @@ class ControlApi:
             return {"pong": True}
         reply: Future[dict[str, Any]] = Future()
         self.post(ControlRequest(name, args, reply))
-        return reply.result(timeout=timeout)
+        try:
+            return reply.result(timeout=timeout)
+        except TimeoutError:
+            reply.cancel()   # the caller has given up: the core must not act on it later
+            raise
 
     def _control(self, request: ControlRequest) -> None:
+        if not request.reply.set_running_or_notify_cancel():
+            log.info("command %s was given up by its caller before the core reached it", request.name)
+            return
         try:
             result = self._run_command(request.name, request.args)
         except CommandError as error:

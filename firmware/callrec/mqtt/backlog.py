@@ -45,11 +45,6 @@ class JournalKeeper:
             row = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered = 0").fetchone()
         return int(row[0])
 
-    def size(self) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM events").fetchone()
-        return int(row[0])
-
     def prune(self, *, max_events: int, max_days: float, now: float) -> PruneResult:
         """Drop events older than `max_days` and the oldest beyond `max_events`, delivered or not.
 
