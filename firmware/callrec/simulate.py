@@ -184,6 +184,7 @@ class SimLineTap:
         self._urgent_until = -1.0
         self._caught_up = caught_up
         self._awaiting = awaiting
+        self._awaiting_answer = False
         self._synced_at = 0
         self._lead_frames = int(LEAD_S * rate)
         self.edge_monotonic: dict[float, float] = {}
@@ -196,12 +197,12 @@ class SimLineTap:
         # core acts on it: just after an edge not at all, and while the core waits for the far end
         # to answer by at most LEAD_S, so the announcement it then starts lands where it would.
         # Otherwise reading runs free (the fast simulation's throughput).
-        if self.urgent():
+        self._awaiting_answer = self._awaiting(self.line)
+        if self._read_t < self._urgent_until:
             self._caught_up()
-        elif frame - self._synced_at >= self._lead_frames:
+        elif self._awaiting_answer and frame - self._synced_at >= self._lead_frames:
             self._synced_at = frame
-            if self._awaiting(self.line):
-                self._caught_up()
+            self._caught_up()
         # A sound the core asked for is on its way from the player thread: a real wire would carry
         # it now, so do not read ahead of it (unpaced reads would otherwise race the player).
         if not self._sound_due.is_set():
@@ -216,7 +217,9 @@ class SimLineTap:
         self._sound_due.set()
 
     def urgent(self) -> bool:
-        return self._read_t < self._urgent_until
+        """Hand each read to the core at once (no batching): just after an edge, and while the
+        core waits for a far end to answer (a voice or the ringback's end decides it)."""
+        return self._read_t < self._urgent_until or self._awaiting_answer
 
     def due(self, t_end: float) -> bool:
         """An edge falls inside the read ending at `t_end`: audio before it must reach the core first."""
@@ -425,7 +428,7 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
     sim_config = config.model_validate({**config.model_dump(), "lines": lines})
     source = SimulatedLine([s.line for s in scenario])
     period = rate * config.audio.period_ms // 1000
-    lockstep = Lockstep([s.line for s in scenario], slack_frames=20 * period)
+    lockstep = Lockstep([s.line for s in scenario], slack_frames=100 * period)
     taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post, caught_up, awaiting)
             for s in scenario}
     start_wall = time.time()
@@ -436,7 +439,7 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
         wall_of=lambda t: start_wall + t,
         taps={f"callrec_sim_in_{line}": tap for line, tap in taps.items()},
         wire=SimWire(taps),
-        capture_batch=1 if realtime else 10,
+        capture_batch=1 if realtime else 50,
         queue_size=0 if realtime else 16,
         simulated=True,
     )

@@ -25,6 +25,11 @@ class LineDetectors:
         return self._dsp.feed(samples, t0)
 
     @property
+    def analysed_until(self) -> float:
+        """Line time up to which the detectors have run (they work in batches, behind the audio)."""
+        return self._dsp.analysed_until
+
+    @property
     def last_tone_t(self) -> float | None:
         """When a call-progress frequency last sounded (line time), recognised or not."""
         return self._dsp.tones.last_tone_t

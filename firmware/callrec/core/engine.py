@@ -299,6 +299,7 @@ class Core(CallProgress, ControlApi):
         if call.direction == "inbound" and line.caller is not None:
             call.caller = line.caller   # before the state goes out: dashboards show who is calling
         line.caller = None
+        line.voice_since = None
         line.call = call
         initial = line.preroll.since(call.start_frame)
         call.start_frame = line.preroll.end_frame - len(initial)

@@ -14,7 +14,7 @@ import numpy as np
 
 from callrec.audio.capture import AudioPeriod
 from callrec.calls import Call
-from callrec.core.state import VOICE_DBFS, LineState
+from callrec.core.state import VOICE_DBFS, VOICE_MIN_S, LineState
 from callrec.dsp.detection import Detection
 from callrec.recording.recorder import Note
 
@@ -58,6 +58,7 @@ class CallProgress:
                        start_s=round(d.start, 3) if call is None else round(d.start - call.started_t, 3))
             if kind == "ringback":
                 line.ringback = state == "on"
+                line.voice_since = None
                 if call is not None:
                     call.ringback_heard = True
                     if state == "off" and call.answer_pending:
@@ -77,13 +78,25 @@ class CallProgress:
     def _voice_after_ringback(self, line: LineState, call: Call, period: AudioPeriod, t0: float) -> None:
         """A voice in the ringback's silence is the far end answering: seconds before the tone
         detector could be sure the next ring is not coming (a whole off period, 4 s in the US)."""
-        heard = line.detectors.last_tone_t if line.detectors is not None else None
-        if heard is not None and heard >= t0:
-            return   # the tone itself, or tone mixed with speech: wait
         samples = period.samples.astype(np.float64)
         rms_dbfs = 10 * np.log10(max(float(np.mean(samples * samples)), 1e-9) / 32768.0**2)
         if rms_dbfs < VOICE_DBFS:
+            line.voice_since = None
             return
+        if line.voice_since is None:
+            line.voice_since = t0
+        detectors = line.detectors
+        assert detectors is not None
+        since = line.voice_since
+        # Sound for VOICE_MIN_S that the tone detector has analysed and found no tone in: a voice.
+        # (The detector works in batches and lags the audio; what it has not seen yet may be the
+        # ringback itself.)
+        if detectors.analysed_until < since + VOICE_MIN_S:
+            return
+        if detectors.last_tone_t is not None and detectors.last_tone_t >= since:
+            line.voice_since = None   # it was the tone (or tone under speech): wait
+            return
+        t0 = since
         call.far_end_answered_t = t0
         line.ringback = False
         self._emit("call.far_end_answered", line.id, call.call_id, t0, at_s=round(t0 - call.started_t, 3),

@@ -22,6 +22,7 @@ AUDIO_BATCH_PERIODS = 10
 OVERRUN_QUIET_S = 60.0
 # A line louder than this in the silence of a ringback is someone speaking: the far end answered.
 VOICE_DBFS = -45.0
+VOICE_MIN_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -58,5 +59,6 @@ class LineState:
     detectors: LineDetectors | None = None
     caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
     ringback: bool = False                   # ringback tone sounding now
+    voice_since: float | None = None         # start of the current loud stretch while awaiting an answer
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .callerid import CallerIdDetector, DtmfClipParser
-from .detection import Detection
+from .detection import SAMPLE_RATE, Detection
 from .dtmf import REGION_PROFILES, DtmfDetector
 from .tones import ToneDetector
 
@@ -26,6 +26,7 @@ class LineDsp:
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
         self._pending_t0 = 0.0
+        self.analysed_until = 0.0   # line time up to which every detector has run
         self.dtmf = DtmfDetector(REGION_PROFILES[region])
         self.caller_id = CallerIdDetector()
         self.clip = DtmfClipParser()
@@ -49,6 +50,7 @@ class LineDsp:
     def _run(self) -> list[Detection]:
         x = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         t0 = self._pending_t0
+        self.analysed_until = t0 + len(x) / SAMPLE_RATE
         self._pending, self._pending_n = [], 0
         return self._collect(self.dtmf.feed(x, t0), self.caller_id.feed(x, t0), self.tones.feed(x, t0))
 
