@@ -1,0 +1,64 @@
+"""`callrec run`, the service itself, off a Pi: sd_notify READY, STATUS, WATCHDOG and STOPPING.
+
+The GPIO pins are the only stand-in (tests/fake_pi: the RPi.GPIO module API at the hardware seam);
+audio is real alsa-lib through the file plugin and systemd's notify socket is a real AF_UNIX socket.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+
+
+def test_run_reports_ready_after_audio_then_pings_the_watchdog_and_stops_cleanly(tmp_path):
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(np.zeros(8000 * 600, dtype="<i2").tobytes())
+    conf = tmp_path / "asound.conf"
+    conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
+                    f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
+    config = tmp_path / "callrec.toml"
+    config.write_text('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\nled_gpio = 22\n'
+                      'capture_pcm = "tin"\nplayback_pcm = "tout"\n')
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(15)
+    env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}",
+           "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}", "NOTIFY_SOCKET": str(tmp_path / "notify"),
+           "WATCHDOG_USEC": "1000000"}
+    proc = subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data",
+                             str(tmp_path / "data"), "--control-socket", str(tmp_path / "control.sock")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and sum("WATCHDOG=1" in m for m in messages) < 2:
+            messages.append(notify.recv(4096).decode())
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, proc.stderr.read() if proc.stderr else ""
+        notify.settimeout(1)
+        while True:
+            try:
+                messages.append(notify.recv(4096).decode())
+            except TimeoutError:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        notify.close()
+    joined = "\n".join(messages)
+    ready = next(i for i, m in enumerate(messages) if "READY=1" in m)
+    waiting = next(i for i, m in enumerate(messages) if "STATUS=waiting for the first audio period" in m)
+    assert waiting < ready, "READY only after the first audio period"
+    assert "STATUS=recording 1 line(s)" in messages[ready]
+    assert any("WATCHDOG=1" in m for m in messages[ready:])
+    assert "STOPPING=1" in joined and joined.rindex("STOPPING=1") > joined.rindex("READY=1")
+    assert (tmp_path / "data" / "journal.sqlite").exists()
