@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/bench_pipeline.py [--minutes 60] [--lines 1 4]
 
-For each line count, one call spans the whole audio on every line, and `callrec simulate` runs it
-unpaced: real alsa-lib capture through the `file` plugin, pre-roll, the core, the part writer with
-its fsyncs, FLAC finalization, SHA-256, the index. The reference, measured in the same run on the
+For each line count, one call spans the whole audio on every line, and `callrec simulate` runs
+it unpaced, two lines to a stereo card as on the appliance: real alsa-lib capture through the
+`file` plugin, pre-roll, the core, the part writer with its fsyncs, FLAC finalization, SHA-256,
+the index. The reference, measured in the same run on the
 same audio through the same ALSA configuration, is `arecord | flac` once per line. Figures are
 per hour of line audio (line-hours), from the kernel's rusage of each process tree (wait4).
 """
@@ -93,7 +94,9 @@ def bench(lines: int, seconds: float, work: Path, audio: Path) -> dict[str, floa
     # the recording path alone: no announcement, no detectors
     config.write_text("[announcement]\nenabled = false\n[signals]\nenabled = false\n" + "".join(
         f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\nled_gpio = {20 + n}\n"
-        f'capture_pcm = "card{n}"\nplayback_pcm = "card{n}"\n'
+        # as on the appliance (hw/pinmap.toml): two lines per stereo USB card, left and right
+        f'capture_pcm = "card{(n + 1) // 2}"\ncapture_channel = {(n - 1) % 2}\n'
+        f'playback_pcm = "card{(n + 1) // 2}"\nplayback_channel = {(n - 1) % 2}\n'
         for n in range(1, lines + 1)))
     data = work / f"data{lines}"
     cpu, rss, wall = run_measured([sys.executable, "-m", "callrec", "simulate", str(scenario), "--data", str(data),

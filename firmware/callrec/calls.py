@@ -37,6 +37,7 @@ class Call:
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     audio: list[Any] = field(default_factory=list)   # periods not yet handed to the recorder
+    audio_frames: int = 0                            # frames in `audio`
     caller: dict[str, Any] | None = None             # caller ID as received (number, name, reason...)
     dialed: str = ""                                 # digits dialled before the far end answered
     digits: list[dict[str, Any]] = field(default_factory=list)   # in-call DTMF with offsets

@@ -140,26 +140,26 @@ def _parse_line(path: Path, index: int, table: Any) -> ScenarioLine:
 class Lockstep:
     """Keeps unpaced capture threads within a few periods of each other: one timeline for events."""
 
-    def __init__(self, lines: list[int], slack_frames: int) -> None:
-        self._positions: dict[int, int] = dict.fromkeys(lines, 0)
+    def __init__(self, cards: list[str], slack_frames: int) -> None:
+        self._positions: dict[str, int] = dict.fromkeys(cards, 0)
         self.slack = slack_frames
         self._cond = threading.Condition()
 
-    def wait_turn(self, line: int, frame: int) -> None:
+    def wait_turn(self, card: str, frame: int) -> None:
         if len(self._positions) < 2:
             return
         with self._cond:
-            self._positions[line] = frame
+            self._positions[card] = frame
             self._cond.notify_all()
             while True:
-                others = [pos for other, pos in self._positions.items() if other != line]
+                others = [pos for other, pos in self._positions.items() if other != card]
                 if not others or frame <= min(others) + self.slack:
                     return
                 self._cond.wait(timeout=0.5)
 
-    def done(self, line: int) -> None:
+    def done(self, card: str) -> None:
         with self._cond:
-            self._positions.pop(line, None)
+            self._positions.pop(card, None)
             self._cond.notify_all()
 
 
@@ -167,8 +167,9 @@ class SimLineTap:
     """One line's capture tap and wire: fires its edges on time and mixes what the device plays."""
 
     def __init__(self, scenario: ScenarioLine, rate: int, max_frames: int, source: SimulatedLine,
-                 lockstep: Lockstep, post: Any, caught_up: Any, awaiting: Any) -> None:
+                 lockstep: Lockstep, card: str, post: Any, caught_up: Any, awaiting: Any) -> None:
         self.line = scenario.line
+        self._card = card   # the simulated PCM (card) this line is read with: its lockstep key
         self.rate = rate
         self.max_frames = max_frames
         self._events = list(scenario.events)
@@ -192,7 +193,7 @@ class SimLineTap:
     def before_read(self, frame: int) -> None:
         if frame - self._gated_at >= self._lockstep.slack // 2:
             self._gated_at = frame
-            self._lockstep.wait_turn(self.line, frame)
+            self._lockstep.wait_turn(self._card, frame)
         # Read no further ahead of the core's decisions than a real line would be heard before the
         # core acts on it: just after an edge not at all, and while the core waits for the far end
         # to answer by at most LEAD_S, so the announcement it then starts lands where it would.
@@ -253,8 +254,29 @@ class SimLineTap:
 
     def _finish_period(self, frame_start: int, samples: np.ndarray) -> np.ndarray:
         if frame_start + len(samples) >= self.max_frames:
-            self._lockstep.done(self.line)
+            self._lockstep.done(self._card)
         return samples
+
+
+class SimPcmTap:
+    """The capture tap of one simulated PCM: the taps of the lines it carries (a stereo card, two)."""
+
+    def __init__(self, taps: list[SimLineTap]) -> None:
+        self._taps = {tap.line: tap for tap in taps}
+        self.max_frames = max(tap.max_frames for tap in taps)
+
+    def before_read(self, frame: int) -> None:
+        for tap in self._taps.values():
+            tap.before_read(frame)
+
+    def due(self, t_end: float) -> bool:
+        return any(tap.due(t_end) for tap in self._taps.values())
+
+    def urgent(self) -> bool:
+        return any(tap.urgent() for tap in self._taps.values())
+
+    def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray:
+        return self._taps[line].on_period(line, frame_start, samples)
 
 
 class SimWire:
@@ -311,17 +333,17 @@ def _die_with_parent() -> None:
 class PulseServer:
     """A private PulseAudio with null sinks: the real-time clock behind `--realtime`."""
 
-    def __init__(self, workdir: Path, rate: int, lines: list[int]) -> None:
+    def __init__(self, workdir: Path, rate: int, cards: list[tuple[str, int]]) -> None:
         if shutil.which("pulseaudio") is None:
             raise ScenarioError("--realtime needs PulseAudio: apt-get install pulseaudio pulseaudio-utils")
         self.dir = workdir / "pulse"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.socket = self.dir / "native"
         script = [f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}"]
-        for line in lines:
+        for card, channels in cards:   # one pair of null sinks per simulated card, as wide as it
             for kind in ("in", "out"):
-                script.append(f"load-module module-null-sink sink_name=line{line}_{kind} rate={rate} "
-                              "channels=1 format=s16le")
+                script.append(f"load-module module-null-sink sink_name={card}_{kind} rate={rate} "
+                              f"channels={channels} format=s16le")
         (self.dir / "sim.pa").write_text("\n".join(script) + "\n")
         env = dict(os.environ, HOME=str(workdir), XDG_RUNTIME_DIR=str(self.dir))
         self.proc = subprocess.Popen(
@@ -373,6 +395,60 @@ class Simulation:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _group_lines(config: Config, scenario: list[ScenarioLine], explicit_config: bool) -> list[list[ScenarioLine]]:
+    """Scenario lines by the capture PCM they are configured on: lines that share a card in the
+    configuration (a stereo card carries two) share one simulated PCM, channel for channel."""
+    configured = {line.id: line for line in config.lines}
+    groups: dict[str, list[ScenarioLine]] = {}
+    for s in scenario:
+        if s.line not in configured and explicit_config:
+            raise ScenarioError(f"scenario line {s.line} is not among the configured lines "
+                                f"{sorted(configured)}; add it to the configuration")
+        key = configured[s.line].capture_pcm if s.line in configured else f"line {s.line}"
+        groups.setdefault(key, []).append(s)
+    return list(groups.values())
+
+
+def _channel(config: Config, line: int) -> int:
+    configured = {entry.id: entry for entry in config.lines}
+    return configured[line].capture_channel if line in configured else 0
+
+
+def _write_infile(workdir: Path, name: str, group: list[ScenarioLine], channels: dict[int, int], rate: int,
+                  period: int) -> int:
+    """The group's interleaved raw infile; returns the frames the simulation will read."""
+    frames = 0
+    mono: dict[int, Path] = {}
+    for s in group:
+        mono[s.line] = workdir / f"line{s.line}.mono.raw"
+        try:
+            audio_frames = convert_to_raw(s.audio, mono[s.line], rate)
+        except SoundError as error:
+            raise ScenarioError(f"scenario line {s.line}: {error}") from None
+        last_event = s.events[-1].at if s.events else 0.0
+        frames = max(frames, audio_frames, int((last_event + TAIL_S) * rate))
+    frames = -(-frames // period) * period
+    width = max(channels.values()) + 1
+    total = frames + 10 * period   # longer than what is read: the plugin never re-reads stale data
+    block = 8000 * 60   # a minute at a time: an hour of line audio costs no more memory than that
+    sources = {line: open(path, "rb") for line, path in mono.items()}  # noqa: SIM115 - closed below
+    try:
+        with open(workdir / f"{name}.raw", "wb") as out:
+            for start in range(0, total, block):
+                n = min(block, total - start)
+                chunk = np.zeros((n, width), dtype="<i2")
+                for line, source in sources.items():
+                    part = np.frombuffer(source.read(2 * n), dtype="<i2")
+                    chunk[: len(part), channels[line]] = part
+                out.write(chunk.tobytes())
+    finally:
+        for source in sources.values():
+            source.close()
+    for path in mono.values():
+        path.unlink()
+    return frames
+
+
 def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, explicit_config: bool,
             post: Any, caught_up: Any, awaiting: Any = lambda line: False) -> Simulation:
     """Write the line audio and the ALSA configuration, and build the simulation backend.
@@ -382,62 +458,53 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
     core waits for a far end to answer on the line (all bound later, once the core exists).
     """
     rate = config.audio.sample_rate
+    period = rate * config.audio.period_ms // 1000
     # Inside the data directory, so a killed simulation leaves nothing elsewhere; cleared each run.
     workdir = config.storage.data_dir / "sim-work"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    pulse = PulseServer(workdir, rate, [s.line for s in scenario]) if realtime else None
+    groups = _group_lines(config, scenario, explicit_config)
     configured = {line.id: line for line in config.lines}
-    lines = []
-    asound = []
-    frames_by_line: dict[int, int] = {}
-    for s in scenario:
-        if s.line not in configured and explicit_config:
-            raise ScenarioError(f"scenario line {s.line} is not among the configured lines "
-                                f"{sorted(configured)}; add it to the configuration")
-        last_event = s.events[-1].at if s.events else 0.0
-        period = rate * config.audio.period_ms // 1000
-        raw = workdir / f"line{s.line}.raw"
-        try:
-            audio_frames = convert_to_raw(s.audio, raw, rate)
-        except SoundError as error:
-            raise ScenarioError(f"scenario line {s.line}: {error}") from None
-        frames = max(audio_frames, int((last_event + TAIL_S) * rate))
-        frames = -(-frames // period) * period
-        with open(raw, "ab") as handle:  # silence after the audio, and past what is read: no stale re-reads
-            handle.write(bytes(2 * (frames + 10 * period - audio_frames)))
-        frames_by_line[s.line] = frames
-        capture_slave = pulse.slave(f"line{s.line}_in.monitor") if pulse else '"null"'
-        playback_slave = pulse.slave(f"line{s.line}_out") if pulse else '"null"'
+    group_channels = [{s.line: _channel(config, s.line) for s in group} for group in groups]
+    widths = [max(channels.values()) + 1 for channels in group_channels]
+    pulse = PulseServer(workdir, rate, [(f"card{k}", w) for k, w in enumerate(widths)]) if realtime else None
+    source = SimulatedLine([s.line for s in scenario])
+    lockstep = Lockstep([f"card{k}" for k in range(len(groups))], slack_frames=100 * period)
+    lines, asound = [], []
+    taps: dict[int, SimLineTap] = {}
+    pcm_taps: dict[str, SimPcmTap] = {}
+    for k, (group, channels) in enumerate(zip(groups, group_channels, strict=True)):
+        name = f"card{k}"
+        frames = _write_infile(workdir, name, group, channels, rate, period)
+        capture_slave = pulse.slave(f"{name}_in.monitor") if pulse else '"null"'
+        playback_slave = pulse.slave(f"{name}_out") if pulse else '"null"'
         asound.append(
-            f'pcm.callrec_sim_in_{s.line} {{\n  type file\n  slave.pcm {capture_slave}\n'
-            f'  file "/dev/null"\n  infile "{raw}"\n  format "raw"\n}}\n'
-            f'pcm.callrec_sim_out_{s.line} {{\n  type file\n  slave.pcm {playback_slave}\n'
-            f'  file "{workdir / f"played{s.line}.wav"}"\n  format "wav"\n  perm 0644\n}}\n'
+            f'pcm.callrec_sim_in_{k} {{\n  type file\n  slave.pcm {capture_slave}\n'
+            f'  file "/dev/null"\n  infile "{workdir / f"{name}.raw"}"\n  format "raw"\n}}\n'
+            f'pcm.callrec_sim_out_{k} {{\n  type file\n  slave.pcm {playback_slave}\n'
+            f'  file "{workdir / f"played_{name}.wav"}"\n  format "wav"\n  perm 0644\n}}\n'
         )
-        base = configured.get(s.line)
-        fields = base.model_dump() if base is not None else {
-            "id": s.line, "hook_gpio": 2 + 3 * s.line, "ring_gpio": 3 + 3 * s.line, "led_gpio": None,
-        }
-        fields.update(capture_pcm=f"callrec_sim_in_{s.line}", capture_channel=0,
-                      playback_pcm=f"callrec_sim_out_{s.line}", playback_channel=0)
-        lines.append(fields)
+        for s in group:
+            base = configured.get(s.line)
+            fields = base.model_dump() if base is not None else {
+                "id": s.line, "hook_gpio": 2 + 3 * s.line, "ring_gpio": 3 + 3 * s.line, "led_gpio": None,
+            }
+            fields.update(capture_pcm=f"callrec_sim_in_{k}", capture_channel=channels[s.line],
+                          playback_pcm=f"callrec_sim_out_{k}", playback_channel=channels[s.line])
+            lines.append(fields)
+            taps[s.line] = SimLineTap(s, rate, frames, source, lockstep, name, post, caught_up, awaiting)
+        pcm_taps[f"callrec_sim_in_{k}"] = SimPcmTap([taps[s.line] for s in group])
     conf = workdir / "asound.conf"
     conf.write_text("".join(asound))
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{conf}"
     sim_config = config.model_validate({**config.model_dump(), "lines": lines})
-    source = SimulatedLine([s.line for s in scenario])
-    period = rate * config.audio.period_ms // 1000
-    lockstep = Lockstep([s.line for s in scenario], slack_frames=100 * period)
-    taps = {s.line: SimLineTap(s, rate, frames_by_line[s.line], source, lockstep, post, caught_up, awaiting)
-            for s in scenario}
     start_wall = time.time()
     backend = Backend(
         line_source=source,
         capture_clock=lambda rate_: (lambda frames: frames / rate_),
         playback_clock=time.monotonic,   # unused: the wire reports playback start
         wall_of=lambda t: start_wall + t,
-        taps={f"callrec_sim_in_{line}": tap for line, tap in taps.items()},
+        taps=dict(pcm_taps),
         wire=SimWire(taps),
         capture_batch=1 if realtime else 50,
         queue_size=0 if realtime else 16,

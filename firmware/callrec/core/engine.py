@@ -101,6 +101,8 @@ class Core(CallProgress, ControlApi):
             for line in self.lines.values():
                 line.detectors = LineDetectors(config.region, self.rate)
         self.preroll_frames = int(round(config.audio.preroll_seconds * self.rate))
+        # audio goes to the recorder at least this much at a time (a few periods: one hand-over)
+        self.batch_frames = AUDIO_BATCH_PERIODS * self.rate * config.audio.period_ms // 1000
         self._warning = None
         if config.announcement.warning_tone:
             from callrec.audio.sound import tone
@@ -226,7 +228,8 @@ class Core(CallProgress, ControlApi):
         call = line.call
         if call is not None:
             call.audio.append(np.zeros_like(period.samples) if call.paused else period.samples)
-            if len(call.audio) >= AUDIO_BATCH_PERIODS:
+            call.audio_frames += len(period.samples)
+            if call.audio_frames >= self.batch_frames:
                 self._flush_audio(call)
         self._signals(line, line.monitor.advance(period.t_end))
         if line.detectors is not None:
@@ -383,6 +386,7 @@ class Core(CallProgress, ControlApi):
         if call.audio:
             self.recorder.submit(Audio(call.call_id, np.concatenate(call.audio)))
             call.audio.clear()
+            call.audio_frames = 0
 
     def _meta(self, call: Call) -> dict[str, Any]:
         return {
