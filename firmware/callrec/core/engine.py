@@ -81,7 +81,6 @@ class Core(CallProgress, ControlApi):
         # line audio's and only audio moves it: no clock.
         self.clock = clock
         profile = config.profile()
-        self.profile = profile
         settings = MonitorSettings(
             debounce_s=config.hook.debounce_ms / 1000,
             ring_gap_s=config.hook.ring_gap_ms / 1000,
@@ -125,7 +124,6 @@ class Core(CallProgress, ControlApi):
         self.last_loop_monotonic = time.monotonic()
         self.last_audio_monotonic = 0.0
         self.capture_overruns = 0
-        self.latencies: list[float] = []   # off-hook edge to first announcement sample, seconds
 
     # ---- threads -------------------------------------------------------------------------------
 
@@ -332,7 +330,6 @@ class Core(CallProgress, ControlApi):
             call.announcement = {
                 "file": self.announcement.source,
                 "sha256": self.announcement.sha256,
-                "requested_monotonic": time.monotonic(),
                 "started_s": None,
                 "ended_s": None,
             }
@@ -410,9 +407,6 @@ class Core(CallProgress, ControlApi):
         started = item.t - call.answered_t
         call.announcement["started_s"] = round(started, 4)
         call.announcement["ended_s"] = round(started + self.announcement.duration_s, 4)
-        requested = call.announcement.pop("requested_monotonic", None)
-        if requested is not None:
-            self.latencies.append(item.monotonic - requested)
         call.announcement_end_t = item.t + self.announcement.duration_s
         self.recorder.submit(Note(call.call_id, {"record": call.record()}))
 
