@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 from callrec import config as configmod
 from callrec.service import Service
-from callrec.simulate import ScenarioEvent, ScenarioLine, prepare
+from callrec.simulate import Scenario, ScenarioEvent, ScenarioLine, prepare
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
         for n in range(args.calls):
             # 1.5 s calls, 2.5 s apart: longer than any region's flash window
             events += [ScenarioEvent(1.0 + 4.0 * n, "hook", True), ScenarioEvent(2.5 + 4.0 * n, "hook", False)]
-        scenario = [ScenarioLine(1, work / "line.wav", tuple(events))]
+        scenario = Scenario((ScenarioLine(1, work / "line.wav", tuple(events)),))
         # Announce at the off-hook edge (as for every inbound call): outbound calls would otherwise
         # wait for the far end, which this silent line never gives.
         config = configmod.parse({"storage": {"data_dir": str(work / "data"), "min_call_seconds": 0.5},
@@ -47,7 +47,7 @@ def main() -> None:
         holder: dict[str, Service] = {}
         sim = prepare(config, scenario, realtime=True, explicit_config=False,
                       post=lambda item: holder["s"].core.post(item),
-                      caught_up=lambda: holder["s"].core.wait_caught_up())
+                      caught_up=lambda: holder["s"].wait_settled())
         service = holder["s"] = Service(sim.config, sim.backend)
         try:
             service.start()

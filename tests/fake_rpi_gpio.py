@@ -25,6 +25,7 @@ class FakeGpio:
         self.callbacks: dict[int, Callable[[int], None]] = {}
         self.outputs: list[tuple[int, int]] = []
         self.cleaned: list[int] = []
+        self.pwms: list[FakePwm] = []
         for name, value in globals().items():
             if name.isupper():
                 setattr(self, name, value)
@@ -67,6 +68,15 @@ class FakeGpio:
     def cleanup(self, pins: list[int] | None = None) -> None:
         self.cleaned += list(pins or self.directions)
 
+    def PWM(self, pin: int, frequency: float) -> FakePwm:  # noqa: N802 - the RPi.GPIO name
+        if self.directions.get(pin) != OUT:
+            raise RuntimeError("You must setup() the GPIO channel as an output first")
+        if frequency <= 0:
+            raise ValueError("frequency must be greater than 0.0")
+        pwm = FakePwm(self, pin, frequency)
+        self.pwms.append(pwm)
+        return pwm
+
     def drive(self, pin: int, level: int) -> None:
         """The test's hand on the wire: change a level and fire the callback on another thread."""
         self.levels[pin] = level
@@ -75,3 +85,26 @@ class FakeGpio:
             thread = threading.Thread(target=callback, args=(pin,))
             thread.start()
             thread.join()
+
+
+class FakePwm:
+    """RPi.GPIO's software PWM object: start(duty), ChangeDutyCycle, stop; runs until stopped."""
+
+    def __init__(self, chip: FakeGpio, pin: int, frequency: float) -> None:
+        self.chip = chip
+        self.pin = pin
+        self.frequency = frequency
+        self.duty: float | None = None
+        self.running = False
+
+    def start(self, duty: float) -> None:
+        if not 0.0 <= duty <= 100.0:
+            raise ValueError("dutycycle must have a value from 0.0 to 100.0")
+        self.duty = duty
+        self.running = True
+
+    def ChangeDutyCycle(self, duty: float) -> None:  # noqa: N802 - the RPi.GPIO name
+        self.duty = duty
+
+    def stop(self) -> None:
+        self.running = False

@@ -9,6 +9,7 @@ import pytest
 from callrec import config
 from callrec.config import ConfigError
 from conftest import callrec
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "callrec.example.toml"
@@ -50,7 +51,14 @@ def test_each_region_value_can_be_overridden():
 @pytest.mark.parametrize("text,expected", [
     ('regoin = "JP"', "regoin: unknown key; allowed here: announcement, audio"),
     ('storage.format = "mp3"', "storage.format: Input should be 'flac' or 'wav'"),
-    ('audio.preroll_seconds = "long"', "audio.preroll_seconds: Input should be a valid number"),
+    ('audio.preroll_seconds = "long"', "audio.preroll_seconds: must be a number, not a string"),
+    ('audio.preroll_seconds = true', "audio.preroll_seconds: must be a number, not a boolean"),
+    ('announcement.enabled = 1', "announcement.enabled: must be true or false, not an integer"),
+    ('hook.debounce_ms = "30"', "hook.debounce_ms: must be an integer, not a string"),
+    ('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 18\ncapture_channel = true',
+     "lines[0].capture_channel: must be an integer, not a boolean"),
+    ('mqtt.port = true', "mqtt.port: must be an integer, not a boolean"),
+    ('telephony.tones.busy = { freqs = [true] }', "telephony.tones.busy.freqs: item 0: must be a number"),
     ('audio.sample_rate = 44100', "audio.sample_rate: Input should be 8000 or 16000"),
     ('storage.min_call_seconds = -1', "storage.min_call_seconds: Input should be greater than or equal to 0"),
     ('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 17', "lines[0].ring_gpio: GPIO 17 is already used"),
@@ -84,7 +92,7 @@ def test_example_config_is_valid_and_documents_every_key():
         out = []
         for name, field in model.model_fields.items():
             inner = getattr(field.annotation, "__args__", (field.annotation,))
-            sub = next((a for a in inner if isinstance(a, type) and issubclass(a, config.BaseModel)), None)
+            sub = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
             if sub is not None and name != "lines":
                 out += keys(sub, f"{prefix}{name}.")
             else:

@@ -7,6 +7,7 @@ sound-card seam and record what they were asked to play.
 from __future__ import annotations
 
 import json
+import queue
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -54,26 +55,37 @@ class Rig:
         self.bus = EventBus(self.journal)
         self.events: list[dict] = []
         self.bus.subscribe(lambda e: self.events.append(e.as_dict()))
-        self.recorder = Recorder(tmp, "flac", RATE, self.index, self.bus)
+        # What the recorder answers (a call's file opened or failed) reaches the core as it does in
+        # the service, as inputs, here taken on the test's thread before the next input.
+        self.reports: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.recorder = Recorder(tmp, "flac", RATE, self.index, self.bus, report=self.reports.put)
         self.recorder.start()
         self.player = SeamPlayer()
-        self.leds: list[tuple[int, bool]] = []
+        self.leds: list[tuple[int, str]] = []
         sound = load_announcement(self.config.announcement_file(), RATE)
         self.core = Core(self.config, self.bus, self.recorder, {1: self.player, 2: self.player},
                          lambda line, on: self.leds.append((line, on)), lambda t: 1_800_000_000 + t, sound)
         self.frames = {1: 0, 2: 0}
         self.level = 1000
 
+    def settle(self) -> None:
+        assert self.recorder.wait_idle(5, finished=False)
+        while not self.reports.empty():
+            self.core.process(self.reports.get())
+
     def audio(self, seconds: float, line: int = 1) -> None:
         for _ in range(int(round(seconds * RATE / PERIOD))):
+            self.settle()
             self.frames[line] += PERIOD
             samples = np.full(PERIOD, self.level, dtype=np.int16)
             self.core.process(AudioPeriod(line, samples, self.frames[line], self.frames[line] / RATE))
 
     def edge(self, signal: str, active: bool, line: int = 1) -> None:
+        self.settle()
         self.core.process(RawEdge(line, signal, active, self.frames[line] / RATE))  # type: ignore[arg-type]
 
     def command(self, name: str, **args: object) -> dict:
+        self.settle()
         reply: Future = Future()
         self.core.process(ControlRequest(name, args, reply))
         return reply.result(timeout=1)
@@ -98,10 +110,10 @@ def test_recording_led_is_lit_for_the_call_only(rig):
     rig.audio(1)
     rig.edge("hook", True)
     rig.audio(3)
-    assert rig.leds == [(1, True)]
+    assert rig.leds == [(1, "on")]
     rig.edge("hook", False)
     rig.audio(2)
-    assert rig.leds == [(1, True), (1, False)]
+    assert rig.leds == [(1, "on"), (1, "off")]
 
 
 def test_line_state_follows_ringing_and_recording(rig):

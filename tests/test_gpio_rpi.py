@@ -45,12 +45,24 @@ def test_active_high_ring_input_follows_the_configured_polarity():
 
 def test_recording_led_is_driven_and_pins_are_released_at_stop():
     source, gpio, _ = make()
-    source.set_led(1, True)
-    source.set_led(1, False)
+    source.set_led(1, "on")
+    source.set_led(1, "off")
     assert gpio.outputs == [(22, HIGH), (22, LOW)]
     source.stop()
     assert set(gpio.cleaned) >= {17, 27, 22, 23, 24, 25}
     assert gpio.callbacks == {}
+
+
+def test_a_line_that_cannot_record_blinks_its_led_until_it_can_again():
+    source, gpio, _ = make()
+    source.set_led(1, "blink")
+    (blinker,) = gpio.pwms
+    assert (blinker.pin, blinker.frequency, blinker.duty, blinker.running) == (22, 2.0, 50, True)
+    source.set_led(1, "on")
+    assert not blinker.running and gpio.outputs[-1] == (22, HIGH)
+    source.set_led(2, "blink")
+    source.stop()
+    assert not any(pwm.running for pwm in gpio.pwms), "no LED left blinking after stop"
 
 
 def test_without_a_pi_the_backend_says_so_clearly():

@@ -49,6 +49,8 @@ class Call:
     far_end_answered_t: float | None = None
     ringback_heard: bool = False
     end_reason: str | None = None                    # "hangup" | "far_end_hangup" | "unanswered" | "busy"
+    recording: str = "opening"                       # "opening" | "open" | "failed": what the recorder said
+    announce_pending: bool = False                   # answered; the announcement waits for the recording
 
     @property
     def paused(self) -> bool:

@@ -7,8 +7,10 @@ import faulthandler
 import json
 import logging
 import signal
+import sqlite3
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"callrec: configuration error\n{error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        data = getattr(args, "data", None)
+        print("callrec: interrupted; a recording in progress is kept as a part file: "
+              f"`callrec recover{f' --data {data}' if data else ''}` registers it", file=sys.stderr)
         return 130
 
 
@@ -65,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--realtime", action="store_true", help="run at wall-clock pace (private PulseAudio)")
     sim.add_argument("--control-socket", type=Path, metavar="PATH",
                      help="local control socket for the console (default DATA/control.sock)")
+    sim.add_argument("--work", type=Path, metavar="DIR",
+                     help="scratch files of the simulated cards (default: a temporary directory, removed "
+                          "at the end); never the data directory")
     sim.set_defaults(func=cmd_simulate)
 
     demo = sub.add_parser("demo", parents=[common, data], help="two simulated lines, two calls, a summary")
@@ -96,7 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the service's control socket (default /run/callrec/control.sock)")
     console.set_defaults(func=cmd_console)
 
-    recover = sub.add_parser("recover", parents=[common, data], help="register interrupted recordings")
+    recover = sub.add_parser("recover", parents=[common, data],
+                             help="register interrupted recordings and re-index what the index lacks")
+    recover.add_argument("--list-quarantine", action="store_true",
+                         help="only list the parts set aside as unrecoverable (DATA/quarantine/)")
     recover.set_defaults(func=cmd_recover)
 
     try:
@@ -128,17 +139,23 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from callrec.service import StartupError, card_problems, load_sound
+
     path = args.file or args.config or DEFAULT_CONFIG_PATH
     try:
         config = configmod.load(path)
-        from callrec.service import StartupError, load_sound
-
-        load_sound(config)
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
+    problems = card_problems(config)   # the sound cards of this machine, where they can be asked
+    try:
+        load_sound(config)
     except StartupError as error:
-        print(f"{path}: 1 problem(s) in the configuration:\n  {error}", file=sys.stderr)
+        problems.insert(0, str(error))
+    if problems:
+        print(f"{path}: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
         return 1
     print(f"{path}: OK ({len(config.lines)} line(s), region {config.region}, "
           f"data in {config.storage.data_dir})")
@@ -201,25 +218,52 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     config = configmod.load(args.config).with_data_dir(args.data)
     return run_simulation(config, scenario, realtime=args.realtime, explicit_config=args.config is not None,
                           print_events=True,
-                          control_socket=args.control_socket or config.storage.data_dir / "control.sock")
+                          control_socket=args.control_socket or config.storage.data_dir / "control.sock",
+                          workdir=args.work)
 
 
 def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_config: bool,
-                   print_events: bool, control_socket: Path | None = None) -> int:
-    from callrec.service import Service, StartupError
+                   print_events: bool, control_socket: Path | None = None, workdir: Path | None = None) -> int:
+    """Run a scenario through the service on simulated lines until its audio ends (or Ctrl-C).
+
+    The data directory is claimed first, so a second simulation refused for a busy directory has
+    touched nothing. Ctrl-C (or SIGTERM) stops like the service does: calls in progress are ended
+    and saved, the control socket removed; a second Ctrl-C abandons that and leaves the parts for
+    `callrec recover`.
+    """
+    from callrec.service import Service, StartupError, take_data_lock
     from callrec.simulate import ScenarioError, prepare
 
+    try:
+        lock = take_data_lock(config.storage.data_dir)
+    except StartupError as error:
+        print(f"callrec simulate: {error}", file=sys.stderr)
+        return 1
     holder: dict[str, Any] = {}
     try:
         sim = prepare(config, scenario, realtime=realtime, explicit_config=explicit_config,
                       post=lambda item: holder["service"].core.post(item),
-                      caught_up=lambda: holder["service"].core.wait_caught_up(),
-                      awaiting=lambda line: holder["service"].core.awaiting_answer(line))
+                      caught_up=lambda: holder["service"].wait_settled(),
+                      awaiting=lambda line: holder["service"].core.awaiting_answer(line),
+                      workdir=workdir)
     except ScenarioError as error:
+        lock.release()
         print(f"callrec simulate: {error}", file=sys.stderr)
         return 2
+    except BaseException:
+        lock.release()
+        raise
     listeners = [_print_event] if print_events else []
-    service = holder["service"] = Service(sim.config, sim.backend, listeners)
+    service = holder["service"] = Service(sim.config, sim.backend, listeners, lock=lock)
+    interrupted = threading.Event()
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        interrupted.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # a second Ctrl-C: give up saving
+
+    for signum in previous:
+        signal.signal(signum, interrupt)
     try:
         try:
             service.start()
@@ -227,12 +271,19 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
             print(f"callrec simulate: cannot start: {error}", file=sys.stderr)
             return 1
         _attach_front_ends(service, sim.config, control_socket)
-        assert service.core is not None and service.recorder is not None
-        service.core.finished.wait()
+        assert service.core is not None
+        while not service.core.finished.wait(0.2) and not interrupted.is_set():
+            pass
+        in_progress = [state for state in service.core.line_states() if state["call_id"]]
+        if interrupted.is_set():
+            print(f"callrec simulate: interrupted; ending and saving {len(in_progress)} call(s) in progress "
+                  "(Ctrl-C again leaves them for `callrec recover`)", file=sys.stderr)
         service.stop()
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         sim.close()
-    return 0
+    return 130 if interrupted.is_set() else 0
 
 
 def _print_event(stamped: Any) -> None:
@@ -261,6 +312,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _open_index(args: argparse.Namespace) -> Any:
+    """The call index for reading: works on a read-only disk; a damaged one is a clear message."""
+    from callrec.store.damage import StoreDamaged
     from callrec.store.index import CallIndex
 
     config = load_config(args)
@@ -268,7 +321,15 @@ def _open_index(args: argparse.Namespace) -> Any:
     if not path.exists():
         print(f"callrec: no call index at {path} (wrong --data?)", file=sys.stderr)
         return None
-    return CallIndex(path)
+    try:
+        return CallIndex(path, readonly=True)
+    except StoreDamaged as damage:
+        print(f"callrec: the call index {path} is damaged ({damage.reason}).\n"
+              "The service moves it aside and rebuilds it from the recordings when it starts; to do that now, "
+              f"run `callrec recover --data {config.storage.data_dir}`.", file=sys.stderr)
+    except (OSError, sqlite3.Error) as error:
+        print(f"callrec: cannot read the call index {path}: {error}", file=sys.stderr)
+    return None
 
 
 def cmd_calls_list(args: argparse.Namespace) -> int:
@@ -278,6 +339,8 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     with index:
         records = (index.find_by_number(args.number, args.limit) if args.number
                    else index.latest(args.limit, args.line))
+    data_dir = load_config(args).storage.data_dir
+    records = [_with_presence(record, data_dir) for record in records]
     if args.json:
         for record in records:
             sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -285,8 +348,9 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     print(f"{'CALL ID':<32} {'LINE':>4} {'DIR':<8} {'STARTED (UTC)':<24} {'SECS':>7} {'STATUS':<10} RECORDING")
     for r in records:
         recording = (r.get("recording") or {}).get("path", "-")
+        status = "MISSING" if r.get("missing_since") else r["status"]
         print(f"{r['call_id']:<32} {r['line']:>4} {r.get('direction') or '-':<8} "
-              f"{r.get('started_at') or '-':<24} {r.get('duration_s') or 0:>7.1f} {r['status']:<10} "
+              f"{r.get('started_at') or '-':<24} {r.get('duration_s') or 0:>7.1f} {status:<10} "
               f"{recording}")
     return 0
 
@@ -300,36 +364,73 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     if record is None:
         print(f"callrec: no call {args.call_id!r} in the index", file=sys.stderr)
         return 1
+    record = _with_presence(record, load_config(args).storage.data_dir)
+    if record.get("missing_since"):
+        print(f"callrec: the recording of {args.call_id} is missing from the disk "
+              f"({record['recording']['path']})", file=sys.stderr)
     print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
 
 
+def _with_presence(record: dict[str, Any], data_dir: Path) -> dict[str, Any]:
+    """A record whose recording file is gone says so (`missing_since`), even before the service
+    notices at its next start: an index entry alone is no recording."""
+    path = (record.get("recording") or {}).get("path")
+    if path and not record.get("missing_since") and not (data_dir / path).exists():
+        from callrec.events import utc_iso
+
+        return {**record, "missing_since": utc_iso(time.time())}
+    return record
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     from callrec.bus import EventBus
-    from callrec.recording.recover import recover_all
-    from callrec.service import StartupError, open_store
-    from callrec.store.lock import DataDirBusy, DataLock
+    from callrec.recording.recover import list_quarantine, quarantine_dir, recover_all
+    from callrec.service import StartupError, open_store, take_data_lock
 
     config = load_config(args)
-    lock = DataLock(config.storage.data_dir)
+    data_dir = config.storage.data_dir
+    if args.list_quarantine:
+        held = list_quarantine(data_dir)
+        for name, size in held:
+            print(f"{quarantine_dir(data_dir) / name}  {size} bytes")
+        if not held:
+            print(f"quarantine is empty ({quarantine_dir(data_dir)})")
+        return 0
     try:
-        lock.acquire()   # never beside a running service: its calls in progress are parts too
-        journal, index = open_store(config.storage.data_dir)
-    except (StartupError, DataDirBusy) as error:
-        lock.release()
+        lock = take_data_lock(data_dir)   # never beside a running service: its calls in progress are parts too
+    except StartupError as error:
         print(f"callrec recover: {error}", file=sys.stderr)
         return 1
     try:
-        records = recover_all(config.storage.data_dir, config.storage.format, index, EventBus(journal))
+        try:
+            store = open_store(data_dir)
+        except StartupError as error:
+            print(f"callrec recover: {error}", file=sys.stderr)
+            return 1
+        try:
+            for _alarm, message in store.problems:
+                print(message)
+            result = recover_all(data_dir, config.storage.format, store.index, EventBus(store.journal),
+                                 rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds)
+        finally:
+            store.close()
     finally:
-        index.close()
-        journal.close()
         lock.release()
-    for record in records:
+    for record in result.recovered:
         print(f"recovered {record['call_id']}: {record['duration_s']:.1f} s -> {record['recording']['path']}")
-    if not records:
+    for call_id in result.reindexed:
+        print(f"indexed again {call_id} (from its sidecar)")
+    for call_id in result.rebuilt:
+        print(f"indexed again {call_id} (record rebuilt from the recording file)")
+    for call_id in result.missing:
+        print(f"MISSING {call_id}: the index names a recording that is not on the disk")
+    for name in result.quarantined:
+        print(f"QUARANTINED {name}: not recoverable, moved to {quarantine_dir(data_dir)}")
+    if not (result.recovered or result.reindexed or result.rebuilt or result.missing or result.quarantined
+            or store.problems):
         print("nothing to recover")
-    return 0
+    return 1 if result.missing or result.quarantined else 0
 
 
 if __name__ == "__main__":

@@ -11,10 +11,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from callrec.mqtt.settings import MqttSettings
 from callrec.regions import PROFILES, RegionProfile, Tone
+from callrec.tomlmodel import TomlModel, field_problems, report
 
 DEFAULT_CONFIG_PATH = Path("/etc/callrec/callrec.toml")
 ASSETS = Path(__file__).parent / "assets"
@@ -24,11 +25,9 @@ class ConfigError(Exception):
     """The configuration is not usable; the message lists every problem with its key path."""
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LineConfig(_Section):
+class LineConfig(TomlModel):
     """One phone line: its GPIO sense inputs, LED and sound-card channels."""
 
     id: int = Field(ge=1, le=4, description="Line number, 1 to 4, as shown on the case and in events")
@@ -44,7 +43,7 @@ class LineConfig(_Section):
     playback_channel: int = Field(0, ge=0, le=7, description="Channel of playback_pcm for this line")
 
 
-class HookConfig(_Section):
+class HookConfig(TomlModel):
     debounce_ms: int = Field(30, ge=1, le=500, description="A hook or ring level must hold this long to count")
     inbound_window_s: float = Field(
         8.0, gt=0, le=60, description="Ringing within this many seconds before off-hook makes a call inbound"
@@ -63,13 +62,13 @@ class HookConfig(_Section):
     )
 
 
-class ToneConfig(_Section):
+class ToneConfig(TomlModel):
     freqs: tuple[float, ...] = Field(min_length=1, max_length=2, description="Frequencies in Hz")
     cadence: tuple[float, ...] = Field((), description="On/off seconds, repeated; empty = continuous")
     am_hz: float | None = Field(None, description="Amplitude-modulation rate, e.g. 16 Hz JP ringback")
 
 
-class TelephonyConfig(_Section):
+class TelephonyConfig(TomlModel):
     """Overrides of the region profile; every unset value comes from the region."""
 
     ring_on_s: float | None = Field(None, gt=0, le=10)
@@ -79,14 +78,14 @@ class TelephonyConfig(_Section):
     tones: dict[Literal["dial", "ringback", "busy", "reorder"], ToneConfig] = Field(default_factory=dict)
 
 
-class AudioConfig(_Section):
+class AudioConfig(TomlModel):
     sample_rate: Literal[8000, 16000] = Field(8000, description="Capture rate in Hz")
     period_ms: int = Field(20, ge=5, le=100, description="ALSA period; one capture read")
     preroll_seconds: float = Field(1.0, ge=0, le=10, description="Audio kept from before the off-hook edge")
     reopen_backoff_s: float = Field(1.0, gt=0, le=60, description="Wait before reopening a failed PCM")
 
 
-class AnnouncementConfig(_Section):
+class AnnouncementConfig(TomlModel):
     enabled: bool = Field(True, description="Play the announcement on every answered call")
     file: Path | None = Field(None, description="WAV file (any rate/width); default: the region's shipped one")
     gain_db: float = Field(0.0, ge=-40, le=6, description="Applied to the announcement before playback")
@@ -97,7 +96,7 @@ class AnnouncementConfig(_Section):
     warning_tone_dbfs: float = Field(-20.0, ge=-60, le=0)
 
 
-class SignalsConfig(_Section):
+class SignalsConfig(TomlModel):
     """Line intelligence from the audio: DTMF, caller ID, call-progress tones (docs/dsp.md)."""
 
     enabled: bool = Field(True, description="Run the detectors on every line")
@@ -115,14 +114,14 @@ class SignalsConfig(_Section):
     mark_tag: str = Field("dtmf-mark", min_length=1, description="Tag a DTMF mark puts on the call")
 
 
-class StorageConfig(_Section):
+class StorageConfig(TomlModel):
     data_dir: Path = Field(Path("/var/lib/callrec"), description="Recordings, index and journal")
     format: Literal["flac", "wav"] = Field("flac", description="Format of finalized recordings")
     min_call_seconds: float = Field(2.0, ge=0, le=600, description="Shorter calls are discarded")
     sync_interval_s: float = Field(1.0, gt=0, le=1.0, description="Recording data reaches disk this often")
 
 
-class Config(_Section):
+class Config(TomlModel):
     region: Literal["JP", "US", "EU"] = Field("JP", description="Telephony profile")
     device_name: str = Field("callrec", description="Shown on dashboards and the console")
     lines: tuple[LineConfig, ...] = Field(
@@ -143,36 +142,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _lines_consistent(self) -> Config:
-        seen_ids: set[int] = set()
-        pins: dict[int, str] = {}
-        channels: dict[tuple[str, str, int], int] = {}
-        for index, line in enumerate(self.lines):
-            where = f"lines[{index}]"
-            if line.id in seen_ids:
-                raise ValueError(f"{where}.id: line {line.id} is configured twice; ids must be unique 1-4")
-            seen_ids.add(line.id)
-            for key in ("hook_gpio", "ring_gpio", "led_gpio"):
-                pin = getattr(line, key)
-                if pin is None:
-                    continue
-                if pin in pins:
-                    raise ValueError(f"{where}.{key}: GPIO {pin} is already used by {pins[pin]}")
-                pins[pin] = f"{where}.{key}"
-            for kind, pcm, channel in (
-                ("capture", line.capture_pcm, line.capture_channel),
-                ("playback", line.playback_pcm, line.playback_channel),
-            ):
-                owner = channels.get((kind, pcm, channel))
-                if owner is not None:
-                    raise ValueError(
-                        f"{where}.{kind}_channel: {kind} channel {channel} of {pcm!r} already carries "
-                        f"line {owner}; give each line its own channel or PCM"
-                    )
-                channels[(kind, pcm, channel)] = line.id
-        flash_min = self.telephony.flash_min_ms
-        flash_max = self.telephony.flash_max_ms
-        if flash_min is not None and flash_max is not None and flash_min >= flash_max:
-            raise ValueError("telephony.flash_min_ms: must be smaller than telephony.flash_max_ms")
+        problems = consistency_problems(
+            [line.model_dump() for line in self.lines], self.telephony.model_dump(exclude={"tones"}))
+        if problems:
+            raise ValueError("\n".join(f"{path}: {message}" for path, message in problems))
         return self
 
     # ---- derived values -------------------------------------------------------------------------
@@ -212,6 +185,58 @@ class Config(_Section):
         return self.model_copy(update={"storage": self.storage.model_copy(update={"data_dir": data_dir})})
 
 
+def consistency_problems(lines: Any, telephony: Any) -> list[tuple[str, str]]:
+    """Rules across keys (unique ids, pins and channels; the flash window), as (key path, message).
+
+    Works on plain data, so `parse` can report these together with every per-key error of the same
+    file even when those kept the model from being built: one run names every problem. Values of
+    the wrong type are skipped here; the per-key check reports them.
+    """
+    problems: list[tuple[str, str]] = []
+    defaults = {name: field.default for name, field in LineConfig.model_fields.items()}
+    seen_ids: set[int] = set()
+    pins: dict[int, str] = {}
+    channels: dict[tuple[str, str, int], Any] = {}
+    for index, line in enumerate(lines if isinstance(lines, list | tuple) else []):
+        if not isinstance(line, dict):
+            continue
+        where = f"lines[{index}]"
+        line_id = line.get("id")
+        if _is_int(line_id):
+            if line_id in seen_ids:
+                problems.append((f"{where}.id", f"line {line_id} is configured twice; ids must be unique 1-4"))
+            seen_ids.add(line_id)
+        for key in ("hook_gpio", "ring_gpio", "led_gpio"):
+            pin = line.get(key)
+            if not _is_int(pin):
+                continue
+            if pin in pins:
+                problems.append((f"{where}.{key}", f"GPIO {pin} is already used by {pins[pin]}"))
+            else:
+                pins[pin] = f"{where}.{key}"
+        for kind in ("capture", "playback"):
+            pcm = line.get(f"{kind}_pcm", defaults[f"{kind}_pcm"])
+            channel = line.get(f"{kind}_channel", defaults[f"{kind}_channel"])
+            if not isinstance(pcm, str) or not _is_int(channel):
+                continue
+            owner = channels.get((kind, pcm, channel))
+            if owner is not None:
+                problems.append((f"{where}.{kind}_channel",
+                                 f"{kind} channel {channel} of {pcm!r} already carries line {owner}; "
+                                 "give each line its own channel or PCM"))
+            else:
+                channels[(kind, pcm, channel)] = line_id if line_id is not None else index + 1
+    if isinstance(telephony, dict):
+        flash_min, flash_max = telephony.get("flash_min_ms"), telephony.get("flash_max_ms")
+        if _is_int(flash_min) and _is_int(flash_max) and flash_min >= flash_max:
+            problems.append(("telephony.flash_min_ms", "must be smaller than telephony.flash_max_ms"))
+    return problems
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def default_lines() -> list[dict[str, Any]]:
     """Two lines on one stereo USB card, pins from hw/pinmap.toml (shipped in the package too)."""
     pinmap_path = ASSETS / "pinmap.toml"
@@ -234,73 +259,47 @@ def default_lines() -> list[dict[str, Any]]:
     return lines
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _format_errors(error: ValidationError, source: str) -> str:
-    items = error.errors()
-    locs = [item["loc"] for item in items]
-    messages = []
-    for item in items:
-        loc = item["loc"]
-        # A container error caused by an error inside it (e.g. a tuple left empty) only repeats it.
-        if any(other != loc and other[: len(loc)] == loc for other in locs):
-            continue
-        path, message = _key_path(loc), item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = f"unknown key; allowed here: {', '.join(_allowed_keys(loc))}"
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
-            if not path and ": " in message:
-                path, _, message = message.partition(": ")
-        else:
-            message = f"{message} (got {item.get('input')!r})"
-        messages.append(f"  {path}: {message}" if path else f"  {message}")
-    return "\n".join([f"{source}: {len(messages)} problem(s) in the configuration:", *messages])
-
-
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
-    model: Any = Config
-    for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return []
-        annotation = field.annotation
-        inner = getattr(annotation, "__args__", (annotation,))
-        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), None)
-        if model is None:
-            return []
-    return sorted(model.model_fields)
-
-
 def parse(data: dict[str, Any], source: str = "<config>") -> Config:
+    """Validate a configuration; a ConfigError lists every problem of the data at once."""
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(_format_errors(error, source)) from None
+        problems = field_problems(error, Config)
+        # The rules across keys did not run (the model could not be built): check them on the raw
+        # data, so a duplicate GPIO is reported in the same run as a wrong type elsewhere.
+        raw = data if isinstance(data, dict) else {}
+        problems += [f"{path}: {message}"
+                     for path, message in consistency_problems(raw.get("lines"), raw.get("telephony"))]
+        raise ConfigError(report(source, "configuration", problems)) from None
     try:
         config.profile()  # the flash window across region and overrides
     except ConfigError as error:
-        raise ConfigError(f"{source}: 1 problem(s) in the configuration:\n  {error}") from None
+        raise ConfigError(report(source, "configuration", [str(error)])) from None
     return config
 
 
 def load(path: Path | None) -> Config:
-    """Read and validate a TOML file; None gives the built-in defaults."""
+    """Read and validate a TOML file; None gives the built-in defaults.
+
+    Every way a file can be unusable (missing, a directory, unreadable, not UTF-8, not TOML) is a
+    ConfigError naming the file and what to do, never an exception from deeper down.
+    """
     if path is None:
         return parse({}, "<defaults>")
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such configuration file (pass --config FILE)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read: {error.strerror}") from None
+        raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line}); "
+                          "save the file as UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

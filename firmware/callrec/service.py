@@ -11,21 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callrec.audio.capture import AudioDeviceError, CaptureGroup, CaptureTap
+from callrec.audio.capture import AudioDeviceError, CaptureGroup, CaptureTap, ChannelMissing
 from callrec.audio.playback import PlaybackGroup, Wire
 from callrec.audio.sound import Sound, SoundError, load_announcement
 from callrec.bus import EventBus, Listener
 from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core
+from callrec.events import Event
 from callrec.line.port import LineSource
 from callrec.recording.recorder import Recorder
-from callrec.recording.recover import recover_all
+from callrec.recording.recover import Reconciled, recover_all
+from callrec.store.damage import StoreDamaged, move_aside
 from callrec.store.index import CallIndex
 from callrec.store.journal import Journal
 from callrec.store.lock import DataDirBusy, DataLock
@@ -62,12 +66,97 @@ def hardware_backend(line_source: LineSource) -> Backend:
     )
 
 
-def open_store(data_dir: Path) -> tuple[Journal, CallIndex]:
+@dataclass
+class Store:
+    """The data directory's journal and index, opened (and healed) for writing."""
+
+    journal: Journal
+    index: CallIndex
+    problems: list[tuple[str, str]]   # (alarm id, message): what healing did, raised once the bus runs
+
+    def close(self) -> None:
+        self.index.close()
+        self.journal.close()
+
+
+def open_store(data_dir: Path) -> Store:
+    """Open the journal and the index for writing; a damaged one is moved aside and replaced.
+
+    A read-only or unusable data directory is a StartupError: the service cannot record there.
+    """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        return Journal(data_dir / "journal.sqlite"), CallIndex(data_dir / "index.sqlite")
     except OSError as error:
         raise StartupError(f"storage.data_dir: cannot use {data_dir}: {error.strerror or error}") from None
+    if not os.access(data_dir, os.W_OK):
+        raise StartupError(f"storage.data_dir: {data_dir} is not writable (a read-only disk, or owned by another "
+                           "user); recordings cannot be kept there")
+    problems: list[tuple[str, str]] = []
+    try:
+        journal = _open_healed(data_dir / "journal.sqlite", Journal, problems, "journal.damaged",
+                               "the event journal", "a new journal continues the seq numbers after the last "
+                               "one reserved")
+        try:
+            index = _open_healed(data_dir / "index.sqlite", CallIndex, problems, "index.damaged", "the call index",
+                                 "the index is rebuilt from the recordings' sidecars")
+        except BaseException:
+            journal.close()
+            raise
+    except sqlite3.Error as error:
+        raise StartupError(f"storage.data_dir: cannot open the store in {data_dir}: {error}") from None
+    except OSError as error:
+        raise StartupError(f"storage.data_dir: cannot use {data_dir}: {error.strerror or error}") from None
+    return Store(journal, index, problems)
+
+
+def _open_healed(path: Path, kind: Any, problems: list[tuple[str, str]], alarm: str, what: str, then: str) -> Any:
+    try:
+        return kind(path, check=True)
+    except StoreDamaged as damage:
+        moved = move_aside(path)
+        problems.append((alarm, f"{what} {path} was damaged ({damage.reason}); it was moved aside to "
+                                f"{moved.name} and {then}"))
+        return kind(path)
+
+
+def channel_problems(config: Config, kind: str, device: str, available: int) -> list[str]:
+    """Every line whose `kind` channel is not on `device` (a card with `available` channels), as
+    configuration errors naming the key path."""
+    problems = []
+    for index, line in enumerate(config.lines):
+        pcm, channel = getattr(line, f"{kind}_pcm"), getattr(line, f"{kind}_channel")
+        if pcm == device and channel >= available:
+            problems.append(f"lines[{index}].{kind}_channel: channel {channel} does not exist on {device!r}, "
+                            f"which has {available} channel(s) (0-{available - 1})")
+    return problems
+
+
+def card_problems(config: Config) -> list[str]:
+    """Channels that the sound cards of this machine do not have (`check-config`): each card is
+    asked once; one that is absent or busy (the service has it open) cannot be, and is skipped."""
+    try:
+        import alsaaudio
+    except ImportError:
+        return []
+    from callrec.audio.capture import native_channels
+
+    problems: list[str] = []
+    for kind in ("capture", "playback"):
+        for device in dict.fromkeys(getattr(line, f"{kind}_pcm") for line in config.lines):
+            available = native_channels(alsaaudio, kind, device)
+            if available is not None:
+                problems += channel_problems(config, kind, device, available)
+    return problems
+
+
+def take_data_lock(data_dir: Path) -> DataLock:
+    """This process owns the data directory from now on, or StartupError saying who does."""
+    lock = DataLock(data_dir)
+    try:
+        lock.acquire()
+    except (DataDirBusy, OSError) as error:
+        raise StartupError(f"storage.data_dir: {error}") from None
+    return lock
 
 
 def load_sound(config: Config) -> Sound | None:
@@ -81,10 +170,14 @@ def load_sound(config: Config) -> Sound | None:
 
 
 class Service:
-    def __init__(self, config: Config, backend: Backend, listeners: list[Listener] | None = None) -> None:
+    def __init__(self, config: Config, backend: Backend, listeners: list[Listener] | None = None, *,
+                 lock: DataLock | None = None) -> None:
+        """`lock`: the data directory's lock when the caller took it already (the simulator takes
+        it before it prepares anything, so a refused second run touches nothing)."""
         self.config = config
         self.backend = backend
         self.listeners = listeners or []
+        self._given_lock = lock
         self.journal: Journal | None = None
         self.index: CallIndex | None = None
         self.bus: EventBus | None = None
@@ -94,23 +187,26 @@ class Service:
         self.players: list[PlaybackGroup] = []
         self.extras: list[Any] = []
         self._lock: DataLock | None = None   # front ends (MQTT, console) stopped before the core
+        self.reconciled = Reconciled()
 
     def start(self) -> None:
         config = self.config
         sound = load_sound(config)
-        self._lock = DataLock(config.storage.data_dir)
+        self._lock = self._given_lock or take_data_lock(config.storage.data_dir)
         try:
-            self._lock.acquire()
-        except (DataDirBusy, OSError) as error:
-            raise StartupError(f"storage.data_dir: {error}") from None
-        self.journal, self.index = open_store(config.storage.data_dir)
+            store = open_store(config.storage.data_dir)
+        except StartupError:
+            self._lock.release()
+            raise
+        self.journal, self.index = store.journal, store.index
         self.bus = EventBus(self.journal)
         for listener in self.listeners:
             self.bus.subscribe(listener)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
                                  queue_size=self.backend.queue_size * 8,
-                                 batch_s=AUDIO_BATCH_PERIODS * config.audio.period_ms / 1000)
+                                 batch_s=AUDIO_BATCH_PERIODS * config.audio.period_ms / 1000,
+                                 report=lambda item: self._core_post(item))
         period = config.audio.sample_rate * config.audio.period_ms // 1000
         capture_pcms: dict[str, dict[int, int]] = {}
         playback_pcms: dict[str, dict[int, int]] = {}
@@ -125,10 +221,14 @@ class Service:
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
         )
-        # After the core exists, so alarms raised by recovery are among its active alarms.
-        recovered = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus)
-        if recovered:
-            log.info("recovered %d interrupted recording(s)", len(recovered))
+        # After the core exists, so alarms raised by healing and recovery are among its active alarms.
+        for alarm_id, message in store.problems:
+            self.bus.emit(Event("alarm.raised", None, None, time.time(),
+                                {"id": alarm_id, "kind": "storage", "message": message}))
+        self.reconciled = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus,
+                                      rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds)
+        if self.reconciled.recovered:
+            log.info("recovered %d interrupted recording(s)", len(self.reconciled.recovered))
         try:
             for pcm, channels in playback_pcms.items():
                 player = PlaybackGroup(pcm, channels, config.audio.sample_rate, period, core.post,
@@ -145,6 +245,11 @@ class Service:
                                        batch_periods=self.backend.capture_batch)
                 capture.open()
                 self.captures.append(capture)
+        except ChannelMissing as error:
+            self._close_audio()
+            self._lock.release()
+            raise StartupError("\n  ".join(channel_problems(config, error.kind, error.device, error.available))
+                               or str(error)) from None
         except AudioDeviceError as error:
             self._close_audio()
             self._lock.release()
@@ -160,6 +265,19 @@ class Service:
             raise StartupError(f"line inputs: {error}") from None
         for capture in self.captures:
             capture.start()
+
+    def _core_post(self, item: object) -> None:
+        if self.core is not None:
+            self.core.post(item)
+
+    def wait_settled(self) -> None:
+        """Every input so far decided on, and what the recorder answered (a call's recording opened
+        or failed) decided on too: the simulator's way to read no further than a real line would be
+        heard before the device acts."""
+        assert self.core is not None and self.recorder is not None
+        self.core.wait_caught_up()
+        self.recorder.wait_idle(finished=False)
+        self.core.wait_caught_up()
 
     def healthy(self, stale_s: float = 2.0) -> bool:
         """For the watchdog: the core loop turns and every capture thread shows signs of life.

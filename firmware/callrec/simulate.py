@@ -20,10 +20,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,105 +33,19 @@ import soxr
 
 from callrec.audio.playback import PlaybackStarted
 from callrec.audio.sound import SoundError, to_int16
-from callrec.config import Config
+from callrec.config import Config, ConfigError
 from callrec.line.gpio_sim import SimulatedLine
-from callrec.service import Backend
+from callrec.service import Backend, channel_problems
+from callrec.sim.scenario import Scenario, ScenarioError, ScenarioEvent, ScenarioLine, load_scenario
+from callrec.tomlmodel import report
+
+__all__ = ["Scenario", "ScenarioError", "ScenarioEvent", "ScenarioLine", "Simulation", "load_scenario", "prepare"]
 
 log = logging.getLogger(__name__)
 
 TAIL_S = 2.0     # audio after the last event, so the hang-up decision (flash window) can be taken
 URGENT_AFTER_EDGE_S = 0.15   # after an edge, read in step with the core for this long (debounce and act)
 LEAD_S = 0.4                 # otherwise unpaced capture stays at most this far ahead of the core
-
-
-class ScenarioError(Exception):
-    """The scenario file is wrong; the message names the file, the key and what is allowed."""
-
-
-@dataclass(frozen=True)
-class ScenarioEvent:
-    at: float
-    signal: str      # "hook" | "ring"
-    active: bool     # off-hook / ringing
-
-
-@dataclass(frozen=True)
-class ScenarioLine:
-    line: int
-    audio: Path
-    events: tuple[ScenarioEvent, ...]
-
-
-def load_scenario(path: Path) -> list[ScenarioLine]:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such scenario file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read: {error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path}: not valid TOML: {error}") from None
-    unknown = set(data) - {"line"}
-    if unknown:
-        raise ScenarioError(f"{path}: unknown key(s) {sorted(unknown)}; a scenario holds [[line]] tables")
-    tables = data.get("line")
-    if not isinstance(tables, list) or not tables:
-        raise ScenarioError(f"{path}: no [[line]] table; add one per simulated line")
-    lines: list[ScenarioLine] = []
-    for index, table in enumerate(tables):
-        lines.append(_parse_line(path, index, table))
-    numbers = [line.line for line in lines]
-    if len(set(numbers)) != len(numbers):
-        raise ScenarioError(f"{path}: line numbers repeat ({numbers}); each [[line]] needs its own `line`")
-    return lines
-
-
-def _parse_line(path: Path, index: int, table: Any) -> ScenarioLine:
-    where = f"{path}: line[{index}]"
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: must be a table")
-    unknown = set(table) - {"line", "audio", "events"}
-    if unknown:
-        raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: line, audio, events")
-    number = table.get("line")
-    if not isinstance(number, int) or isinstance(number, bool) or not 1 <= number <= 4:
-        raise ScenarioError(f"{where}.line: must be a line number 1-4, got {number!r}")
-    audio = table.get("audio")
-    if not isinstance(audio, str):
-        raise ScenarioError(f"{where}.audio: must name a WAV file (relative to the scenario), got {audio!r}")
-    audio_path = (path.parent / audio).resolve()
-    if not audio_path.is_file():
-        raise ScenarioError(f"{where}.audio: no such file {audio_path}")
-    raw_events = table.get("events", [])
-    if not isinstance(raw_events, list):
-        raise ScenarioError(f"{where}.events: must be a list of {{ at = SECONDS, hook|ring = ... }}")
-    events = []
-    last = 0.0
-    for number_e, raw in enumerate(raw_events):
-        at_where = f"{where}.events[{number_e}]"
-        if not isinstance(raw, dict):
-            raise ScenarioError(f"{at_where}: must be an inline table like {{ at = 1.0, ring = \"on\" }}")
-        extra = set(raw) - {"at", "hook", "ring"}
-        if extra:
-            raise ScenarioError(f"{at_where}: unknown key(s) {sorted(extra)}; allowed: at, hook, ring")
-        at = raw.get("at")
-        if not isinstance(at, int | float) or isinstance(at, bool) or at < 0:
-            raise ScenarioError(f"{at_where}.at: must be seconds >= 0 from the start of the audio, got {at!r}")
-        if at < last:
-            raise ScenarioError(f"{at_where}.at: {at} is before the previous event ({last}); "
-                                "events must be in time order")
-        last = float(at)
-        signals = [key for key in ("hook", "ring") if key in raw]
-        if len(signals) != 1:
-            raise ScenarioError(f"{at_where}: needs exactly one of `hook` or `ring`")
-        signal = signals[0]
-        value = raw[signal]
-        allowed = {"hook": ("off", "on"), "ring": ("on", "off")}[signal]
-        if value not in allowed:
-            raise ScenarioError(f"{at_where}.{signal}: must be {allowed[0]!r} or {allowed[1]!r}, got {value!r}")
-        active = value == "off" if signal == "hook" else value == "on"
-        events.append(ScenarioEvent(float(at), signal, active))
-    return ScenarioLine(number, audio_path, tuple(events))
 
 
 # ---- the simulated line, wire and pacing ---------------------------------------------------------
@@ -259,15 +173,31 @@ class SimLineTap:
 
 
 class SimPcmTap:
-    """The capture tap of one simulated PCM: the taps of the lines it carries (a stereo card, two)."""
+    """The capture tap of one simulated PCM: the taps of the lines it carries (a stereo card, two).
 
-    def __init__(self, taps: list[SimLineTap]) -> None:
+    It also plays the card's faults: while one lasts the card is "unplugged" (the capture reports
+    a device failure and delivers nothing), while the line itself goes on: its time runs, its edges
+    fire, and its audio in the meantime is never heard, as on a real line.
+    """
+
+    def __init__(self, taps: list[SimLineTap], gone: list[tuple[int, int]] | None = None,
+                 clock: LineClock | None = None) -> None:
         self._taps = {tap.line: tap for tap in taps}
         self.max_frames = max(tap.max_frames for tap in taps)
+        self._gone = sorted(gone or [])
+        self._clock = clock
 
     def before_read(self, frame: int) -> None:
         for tap in self._taps.values():
             tap.before_read(frame)
+
+    def gone(self, frame: int) -> bool:
+        """The simulated card is unplugged at this frame of the line."""
+        return any(start <= frame < end for start, end in self._gone)
+
+    def read_done(self, frame_end: int, rate: int) -> None:
+        if self._clock is not None:
+            self._clock.mark(frame_end / rate)
 
     def due(self, t_end: float) -> bool:
         return any(tap.due(t_end) for tap in self._taps.values())
@@ -277,6 +207,28 @@ class SimPcmTap:
 
     def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray:
         return self._taps[line].on_period(line, frame_start, samples)
+
+
+class LineClock:
+    """Where line time 0 lies on the monotonic clock, for labelling paced simulations.
+
+    A paced line starts when its card delivers the first period, which PulseAudio does about a
+    second after the PCM opens: wall labels taken from the start of the program would run that
+    much ahead of the line. Set from the first period read; labels then read the wall clock at each
+    use, as on a Pi (`service.hardware_backend`), so a wall-clock step shows in labels only.
+    """
+
+    def __init__(self) -> None:
+        self._mono0: float | None = None
+        self._fallback = time.monotonic()
+
+    def mark(self, t_end: float) -> None:
+        if self._mono0 is None:
+            self._mono0 = time.monotonic() - t_end
+
+    def wall_of(self, t: float) -> float:
+        mono0 = self._mono0 if self._mono0 is not None else self._fallback
+        return time.time() - (time.monotonic() - (mono0 + t))
 
 
 class SimWire:
@@ -380,6 +332,10 @@ class PulseServer:
                 self.proc.kill()
 
 
+# The simulated cards are stereo, like the USB card of the bill of materials (hw/bom.csv).
+SIM_CARD_CHANNELS = 2
+
+
 @dataclass
 class Simulation:
     config: Config
@@ -388,11 +344,14 @@ class Simulation:
     source: SimulatedLine
     workdir: Path
     pulse: PulseServer | None
+    owns_workdir: bool = True
+    scratch: list[Path] = field(default_factory=list)
 
     def close(self) -> None:
         if self.pulse is not None:
             self.pulse.stop()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.owns_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _group_lines(config: Config, scenario: list[ScenarioLine], explicit_config: bool) -> list[list[ScenarioLine]]:
@@ -415,7 +374,7 @@ def _channel(config: Config, line: int) -> int:
 
 
 def _write_infile(workdir: Path, name: str, group: list[ScenarioLine], channels: dict[int, int], rate: int,
-                  period: int) -> int:
+                  period: int, width: int) -> int:
     """The group's interleaved raw infile; returns the frames the simulation will read."""
     frames = 0
     mono: dict[int, Path] = {}
@@ -428,7 +387,6 @@ def _write_infile(workdir: Path, name: str, group: list[ScenarioLine], channels:
         last_event = s.events[-1].at if s.events else 0.0
         frames = max(frames, audio_frames, int((last_event + TAIL_S) * rate))
     frames = -(-frames // period) * period
-    width = max(channels.values()) + 1
     total = frames + 10 * period   # longer than what is read: the plugin never re-reads stale data
     block = 8000 * 60   # a minute at a time: an hour of line audio costs no more memory than that
     sources = {line: open(path, "rb") for line, path in mono.items()}  # noqa: SIM115 - closed below
@@ -449,33 +407,67 @@ def _write_infile(workdir: Path, name: str, group: list[ScenarioLine], channels:
     return frames
 
 
-def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, explicit_config: bool,
-            post: Any, caught_up: Any, awaiting: Any = lambda line: False) -> Simulation:
+def prepare(config: Config, scenario: Scenario, *, realtime: bool, explicit_config: bool,
+            post: Any, caught_up: Any, awaiting: Any = lambda line: False, workdir: Path | None = None) -> Simulation:
     """Write the line audio and the ALSA configuration, and build the simulation backend.
 
     Must run before the first PCM is opened in this process: alsa-lib reads its configuration once.
     `post` is the core's input, `caught_up` waits for the core to drain it, `awaiting(line)` says the
     core waits for a far end to answer on the line (all bound later, once the core exists).
+
+    The scratch files (converted line audio, the simulated cards, PulseAudio's socket) go to
+    `workdir`, by default a new temporary directory removed by `close()`: never into the data
+    directory, whose space belongs to the recordings.
     """
     rate = config.audio.sample_rate
     period = rate * config.audio.period_ms // 1000
-    # Inside the data directory, so a killed simulation leaves nothing elsewhere; cleared each run.
-    workdir = config.storage.data_dir / "sim-work"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    groups = _group_lines(config, scenario, explicit_config)
+    _check_sim_channels(config, scenario)
+    owns = workdir is None
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="callrec-sim-"))
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _prepare_in(config, scenario, realtime=realtime, explicit_config=explicit_config, post=post,
+                           caught_up=caught_up, awaiting=awaiting, workdir=workdir, owns=owns,
+                           rate=rate, period=period)
+    except BaseException:
+        if owns:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _check_sim_channels(config: Config, scenario: Scenario) -> None:
+    """The simulated cards are stereo: a line on a channel they lack is the configuration error a
+    real stereo card would give at start (service.channel_problems)."""
+    used = {s.line for s in scenario.lines}
+    problems: list[str] = []
+    for kind in ("capture", "playback"):
+        for device in dict.fromkeys(getattr(line, f"{kind}_pcm") for line in config.lines if line.id in used):
+            problems += channel_problems(config, kind, device, SIM_CARD_CHANNELS)
+    if problems:
+        raise ConfigError(report("<configuration>", "configuration", [
+            *problems, f"(the simulated sound cards have {SIM_CARD_CHANNELS} channels, like the card of hw/bom.csv)"]))
+
+
+def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_config: bool, post: Any,
+                caught_up: Any, awaiting: Any, workdir: Path, owns: bool, rate: int, period: int) -> Simulation:
+    groups = _group_lines(config, list(scenario.lines), explicit_config)
     configured = {line.id: line for line in config.lines}
     group_channels = [{s.line: _channel(config, s.line) for s in group} for group in groups]
+    # Opened as wide as the lines on it need (plughw would do the same on a real card);
+    # _check_sim_channels has made sure that is within the card's SIM_CARD_CHANNELS.
     widths = [max(channels.values()) + 1 for channels in group_channels]
     pulse = PulseServer(workdir, rate, [(f"card{k}", w) for k, w in enumerate(widths)]) if realtime else None
-    source = SimulatedLine([s.line for s in scenario])
+    source = SimulatedLine([s.line for s in scenario.lines])
     lockstep = Lockstep([f"card{k}" for k in range(len(groups))], slack_frames=100 * period)
+    clock = LineClock() if realtime else None
     lines, asound = [], []
     taps: dict[int, SimLineTap] = {}
     pcm_taps: dict[str, SimPcmTap] = {}
     for k, (group, channels) in enumerate(zip(groups, group_channels, strict=True)):
         name = f"card{k}"
-        frames = _write_infile(workdir, name, group, channels, rate, period)
+        frames = _write_infile(workdir, name, group, channels, rate, period, widths[k])
         capture_slave = pulse.slave(f"{name}_in.monitor") if pulse else '"null"'
         playback_slave = pulse.slave(f"{name}_out") if pulse else '"null"'
         asound.append(
@@ -493,7 +485,9 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
                           playback_pcm=f"callrec_sim_out_{k}", playback_channel=channels[s.line])
             lines.append(fields)
             taps[s.line] = SimLineTap(s, rate, frames, source, lockstep, name, post, caught_up, awaiting)
-        pcm_taps[f"callrec_sim_in_{k}"] = SimPcmTap([taps[s.line] for s in group])
+        gone = [(int(f.at * rate), int((f.at + f.seconds) * rate)) for f in scenario.faults
+                if f.kind == "capture_gone" and (f.line is None or f.line in channels)]
+        pcm_taps[f"callrec_sim_in_{k}"] = SimPcmTap([taps[s.line] for s in group], gone, clock)
     conf = workdir / "asound.conf"
     conf.write_text("".join(asound))
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{conf}"
@@ -503,11 +497,13 @@ def prepare(config: Config, scenario: list[ScenarioLine], *, realtime: bool, exp
         line_source=source,
         capture_clock=lambda rate_: (lambda frames: frames / rate_),
         playback_clock=time.monotonic,   # unused: the wire reports playback start
-        wall_of=lambda t: start_wall + t,
+        # Fast: labels count line seconds from the start. Paced: from the first period, on the wall
+        # clock read at each use (see LineClock).
+        wall_of=clock.wall_of if clock is not None else (lambda t: start_wall + t),
         taps=dict(pcm_taps),
         wire=SimWire(taps),
         capture_batch=1 if realtime else 50,
         queue_size=0 if realtime else 16,
         simulated=True,
     )
-    return Simulation(sim_config, backend, taps, source, workdir, pulse)
+    return Simulation(sim_config, backend, taps, source, workdir, pulse, owns_workdir=owns)

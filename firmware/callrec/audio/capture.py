@@ -64,11 +64,64 @@ class CaptureTap(Protocol):
 
     def on_period(self, line: int, frame_start: int, samples: np.ndarray) -> np.ndarray: ...
 
+    def gone(self, frame: int) -> bool:
+        """The simulated card is unplugged at this frame: what is read is the line unheard."""
+        ...
 
-def open_pcm(alsaaudio: Any, kind: str, device: str, channels: int, rate: int, period: int) -> Any:
+    def read_done(self, frame_end: int, rate: int) -> None: ...
+
+
+class ChannelMissing(AudioDeviceError):
+    """A line's channel is not on the card; the service names the configuration key it came from."""
+
+    def __init__(self, kind: str, device: str, needed: int, available: int) -> None:
+        self.kind = kind
+        self.device = device
+        self.needed = needed
+        self.available = available
+        super().__init__(f"{kind} PCM {device!r} has {available} channel(s), {needed} needed")
+
+
+def hardware_name(device: str) -> str | None:
+    """`hw:…` for a `plughw:…`/`hw:…` PCM name: the card itself, without ALSA's plug conversions."""
+    for prefix in ("plughw:", "hw:"):
+        if device.startswith(prefix):
+            return "hw:" + device[len(prefix):]
+    return None
+
+
+def native_channels(alsaaudio: Any, kind: str, device: str) -> int | None:
+    """How many channels the card behind `device` really has, or None when that cannot be told.
+
+    `plughw` makes any channel count "work" by duplicating or dropping channels, so a line set to
+    channel 5 of a stereo card would record a copy of another line. Asking the card itself tells.
+    A card that is busy or absent, or a PCM that is not a card (a plugin of the user's asound.conf),
+    cannot be asked; then the open below is the only check.
+    """
+    hardware = hardware_name(device)
+    if hardware is None:
+        return None
     pcm_type = alsaaudio.PCM_CAPTURE if kind == "capture" else alsaaudio.PCM_PLAYBACK
     try:
-        return alsaaudio.PCM(
+        handle = alsaaudio.PCM(pcm_type, device=hardware, format=alsaaudio.PCM_FORMAT_S16_LE)
+    except alsaaudio.ALSAAudioError:
+        return None
+    try:
+        counts = handle.getchannels()
+        return max(counts) if counts else None
+    except alsaaudio.ALSAAudioError:
+        return None
+    finally:
+        handle.close()
+
+
+def open_pcm(alsaaudio: Any, kind: str, device: str, channels: int, rate: int, period: int) -> Any:
+    available = native_channels(alsaaudio, kind, device)
+    if available is not None and channels > available:
+        raise ChannelMissing(kind, device, channels, available)
+    pcm_type = alsaaudio.PCM_CAPTURE if kind == "capture" else alsaaudio.PCM_PLAYBACK
+    try:
+        handle = alsaaudio.PCM(
             pcm_type,
             device=device,
             channels=channels,
@@ -81,6 +134,13 @@ def open_pcm(alsaaudio: Any, kind: str, device: str, channels: int, rate: int, p
             f"cannot open {kind} PCM {device!r} ({channels} ch, {rate} Hz): {error}; check the "
             f"lines' {kind}_pcm setting and `arecord -L` / `aplay -L`"
         ) from None
+    # alsa-lib settles on what the device can do; fewer channels than asked would shift every
+    # line's samples (a hw: PCM of a stereo card asked for 3 channels gives 2).
+    actual = int(handle.info().get("channels", channels))
+    if actual != channels:
+        handle.close()
+        raise ChannelMissing(kind, device, channels, actual)
+    return handle
 
 
 class PcmGroup:
@@ -140,6 +200,7 @@ class CaptureGroup(PcmGroup):
         self.frames = 0
         self.overruns = 0
         self.reopens = 0
+        self._outage = False
         self.last_period_monotonic = 0.0
         # Last sign of life: a period read, or an attempt to reopen a failed device. The watchdog
         # restarts a capture that is stuck, not one that is patiently waiting for its card.
@@ -170,6 +231,9 @@ class CaptureGroup(PcmGroup):
                     self._sink(CaptureEnded(self.pcm, self.lines, self._clock(self.frames)))
                     return
                 self._tap.before_read(self.frames)
+                if self._simulated_outage(pending):
+                    pending = pending[:0]
+                    continue
             try:
                 size, data = self._handle.read()
             except self._alsa.ALSAAudioError as error:
@@ -189,6 +253,30 @@ class CaptureGroup(PcmGroup):
                 self._deliver(pending[: self.period])
                 pending = pending[self.period :]
 
+    def _simulated_outage(self, pending: np.ndarray) -> bool:
+        """The simulated card is unplugged (a scenario fault): report it as a real failure would be,
+        and let the line run on unheard, so the frame count keeps the line's time."""
+        assert self._tap is not None
+        gone = self._tap.gone(self.frames)
+        if gone != self._outage:
+            self._outage = gone
+            self._flush()
+            if gone:
+                log.warning("capture PCM %s failed: simulated card unplugged; reopening", self.pcm)
+                self._sink(CaptureFault(self.pcm, self.lines, "device", "simulated: the card was unplugged",
+                                        self._clock(self.frames)))
+            else:
+                self.reopens += 1
+                self._sink(CaptureFault(self.pcm, self.lines, "recovered", "capture reopened",
+                                        self._clock(self.frames)))
+        if not gone:
+            return False
+        size, data = self._handle.read()   # the line goes on while nobody listens
+        if size > 0:
+            self.frames = min(self.frames + size, self._tap.max_frames)
+            self.last_activity_monotonic = time.monotonic()
+        return True
+
     def _deliver(self, block: np.ndarray) -> None:
         start = self.frames
         self.frames += len(block)
@@ -197,6 +285,8 @@ class CaptureGroup(PcmGroup):
             self.frames = self._tap.max_frames
         t_end = self._clock(self.frames)
         self.last_period_monotonic = self.last_activity_monotonic = time.monotonic()
+        if self._tap is not None:
+            self._tap.read_done(self.frames, self.rate)
         if self._tap is not None and self._tap.due(t_end):
             self._flush()  # the audio before an edge reaches the core before the edge
         for line, channel in self.channels.items():
@@ -221,6 +311,7 @@ class CaptureGroup(PcmGroup):
     def _device_failed(self, message: str) -> None:
         self._flush()
         log.warning("capture PCM %s failed: %s; reopening", self.pcm, message)
+        failed_at = time.monotonic()
         self._sink(CaptureFault(self.pcm, self.lines, "device", message, self._clock(self.frames)))
         with contextlib.suppress(Exception):  # the handle is already broken; closing is best effort
             self._handle.close()
@@ -231,6 +322,9 @@ class CaptureGroup(PcmGroup):
             except AudioDeviceError as error:
                 log.debug("reopen of %s failed: %s", self.pcm, error)
                 continue
+            # The line went on while the card was away: count its frames, so that frame numbers
+            # keep the line's time and the core can mark (and pad) the gap in a call.
+            self.frames += int((time.monotonic() - failed_at) * self.rate)
             self.reopens += 1
             self._sink(CaptureFault(self.pcm, self.lines, "recovered", "capture reopened",
                                     self._clock(self.frames)))

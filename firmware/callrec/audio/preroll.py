@@ -37,6 +37,12 @@ class PreRoll:
         self._buf[: m - first] = samples[first:]
         self._end += n
 
+    def silence(self, frames: int) -> None:
+        """`frames` of the line that were not heard (the card was away): they read as silence."""
+        held = min(frames, len(self._buf))
+        self._end += frames - held
+        self.append(np.zeros(held, dtype=np.int16))
+
     def since(self, frame: int) -> np.ndarray:
         """Frames from absolute index `frame` to the newest; clipped to what is still held."""
         frame = max(frame, self.start_frame)

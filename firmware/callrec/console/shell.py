@@ -21,6 +21,7 @@ from callrec.config import Config
 from callrec.console import render
 from callrec.control import CommandError
 from callrec.control_server import ControlClient, ServiceUnreachable
+from callrec.store.damage import StoreDamaged
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,11 @@ class Shell:
             return f"no call index at {path} yet"
         from callrec.store.index import CallIndex
 
-        with CallIndex(path) as index:
+        try:
+            index = CallIndex(path, readonly=True)
+        except StoreDamaged as damage:
+            return f"the call index is damaged ({damage.reason}); the service rebuilds it at its next start"
+        with index:
             records = index.latest(count)
         if not records:
             return "no calls recorded yet"
@@ -181,7 +186,10 @@ class Shell:
             return f"no event journal at {path} yet"
         from callrec.store.journal import Journal
 
-        journal = Journal(path)
+        try:
+            journal = Journal(path, readonly=True)
+        except StoreDamaged as damage:
+            return f"the event journal is damaged ({damage.reason}); the service replaces it at its next start"
         try:
             events = journal.since(max(0, journal.last_seq() - count), limit=count)
         finally:

@@ -19,6 +19,7 @@ import numpy as np
 from callrec.calls import Call
 from callrec.control import CommandError
 from callrec.core.state import ControlRequest, LineState
+from callrec.recording.recorder import Mark
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,10 @@ class ControlApi:
             log.exception("command %s failed", request.name)
             request.reply.set_exception(CommandError(f"internal error: {error}"))
         else:
-            request.reply.set_result(result)
+            if isinstance(result, Future):   # answered by whoever the core handed it to
+                result.add_done_callback(lambda done: _relay(done, request.reply))
+            else:
+                request.reply.set_result(result)
 
     def _line_arg(self, args: dict[str, Any]) -> LineState:
         number = args.get("line")
@@ -70,7 +74,7 @@ class ControlApi:
             raise CommandError(f"`line` must be one of {sorted(self.lines)}, got {number!r}")
         return self.lines[number]
 
-    def _run_command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def _run_command(self, name: str, args: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
         if name == "announcement.test":
             line = self._line_arg(args)
             if line.call is not None or line.monitor.offhook or line.monitor.ringing:
@@ -101,14 +105,10 @@ class ControlApi:
                     if tag not in line.call.tags:
                         line.call.tags.append(tag)
                     return {"call_id": call_id, "tags": list(line.call.tags)}
-            record = self.recorder.index.get(call_id)
-            if record is None:
-                raise CommandError(f"no call {call_id!r}")
-            tags = list(record.get("tags", []))
-            if tag not in tags:
-                tags.append(tag)
-            self.recorder.index.update(call_id, {"tags": tags})
-            return {"call_id": call_id, "tags": tags}
+            # An ended call is in the index, which only the recorder writes: it answers.
+            answer: Future[dict[str, Any]] = Future()
+            self.recorder.submit(Mark(call_id, tag, answer))
+            return answer
         raise CommandError(f"unknown command {name!r}")
 
     def _levels(self, line: LineState, window_s: float = 0.2) -> dict[str, Any]:
@@ -147,6 +147,18 @@ class ControlApi:
             "cpu_temp_c": _cpu_temp(),
         }
 
+
+
+def _relay(done: Future[dict[str, Any]], reply: Future[dict[str, Any]]) -> None:
+    if reply.done():
+        return   # the caller gave up waiting
+    error = done.exception()
+    if error is None:
+        reply.set_result(done.result())
+    elif isinstance(error, CommandError):
+        reply.set_exception(error)
+    else:
+        reply.set_exception(CommandError(f"internal error: {error}"))
 
 
 def _cpu_temp() -> float | None:

@@ -43,9 +43,19 @@ from callrec.core.state import (
 from callrec.events import Event, StampedEvent, utc_iso
 from callrec.line import monitor as sig
 from callrec.line.monitor import LineMonitor, MonitorSettings
-from callrec.line.port import RawEdge
+from callrec.line.port import LedState, RawEdge
 from callrec.recording.files import day_dir
-from callrec.recording.recorder import Audio, Begin, Finish, Note, Recorder
+from callrec.recording.recorder import (
+    Audio,
+    Begin,
+    Finish,
+    Gap,
+    Note,
+    Recorder,
+    RecordingFailed,
+    RecordingOpened,
+    StorageChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +70,7 @@ class Core(CallProgress, ControlApi):
         bus: EventBus,
         recorder: Recorder,
         players: dict[int, Player],
-        set_led: Callable[[int, bool], None],
+        set_led: Callable[[int, LedState], None],
         wall_of: Callable[[float], float],
         announcement: Sound | None,
         *,
@@ -108,12 +118,17 @@ class Core(CallProgress, ControlApi):
 
             a = config.announcement
             self._warning = tone(a.warning_tone_hz, a.warning_tone_s, self.rate, a.warning_tone_dbfs)
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[object] = queue.Queue()
+        # Simulation paces capture by bounding the audio waiting here; only audio ever waits for
+        # room: edges, commands and the recorder's answers go in at once (the recorder waits on
+        # the core's decisions, and the core on it: both waiting for room would be a deadlock).
+        self._audio_room = threading.BoundedSemaphore(queue_size) if queue_size else None
         self._thread: threading.Thread | None = None
         self._state_lock = threading.Lock()
         self._alarms: dict[str, dict[str, Any]] = {}
         self._states: dict[int, dict[str, Any]] = {}
         self._overrun_at: dict[str, float] = {}   # PCM -> core time of its last overrun
+        self.storage_problem: str | None = None    # the recorder says recordings cannot be written
         bus.subscribe(self._track_alarms)
         for line in self.lines.values():
             self._publish_state(line)
@@ -128,7 +143,9 @@ class Core(CallProgress, ControlApi):
     # ---- threads -------------------------------------------------------------------------------
 
     def post(self, item: object) -> None:
-        """Called from any thread; blocks only when a bounded queue is full (simulation pacing)."""
+        """Called from any thread; blocks only audio, and only when simulation bounds it (pacing)."""
+        if self._audio_room is not None and isinstance(item, AudioPeriod):
+            self._audio_room.acquire()
         self._queue.put(item)
 
     def awaiting_answer(self, line: int) -> bool:
@@ -171,6 +188,8 @@ class Core(CallProgress, ControlApi):
             except Exception:  # a bug in one decision must not stop the recorder
                 log.exception("core failed handling %s", type(item).__name__)
             finally:
+                if self._audio_room is not None and isinstance(item, AudioPeriod):
+                    self._audio_room.release()
                 self._queue.task_done()
 
     def _wake_in(self) -> float | None:
@@ -205,6 +224,10 @@ class Core(CallProgress, ControlApi):
             self._capture_ended(item)
         elif isinstance(item, ControlRequest):
             self._control(item)
+        elif isinstance(item, RecordingOpened | RecordingFailed):
+            self._recording_state(item)
+        elif isinstance(item, StorageChanged):
+            self._storage_changed(item)
         else:
             log.warning("core ignored an unknown input %r", type(item).__name__)
 
@@ -215,6 +238,9 @@ class Core(CallProgress, ControlApi):
         if line is None:
             return
         self.last_audio_monotonic = time.monotonic()
+        start = period.frame_end - len(period.samples)
+        if start > line.frame_end:
+            self._capture_gap(line, start - line.frame_end)
         if self._overrun_at:
             for pcm, at in list(self._overrun_at.items()):
                 if period.t_end - at > OVERRUN_QUIET_S:   # overruns have stopped: the alarm is over
@@ -237,6 +263,19 @@ class Core(CallProgress, ControlApi):
             if line.call is not None and line.call.answer_pending and line.ringback:
                 self._voice_after_ringback(line, line.call, period, t0)
         self._timers(line, period.t_end)
+
+    def _capture_gap(self, line: LineState, frames: int) -> None:
+        """The capture came back after its card was away: the line went on unheard for `frames`.
+        Frame numbers keep the line's time, so the pre-roll and the call's file get silence there
+        and the call record says where and how long."""
+        line.preroll.silence(frames)
+        line.frame_end += frames
+        call = line.call
+        if call is None:
+            return
+        self._flush_audio(call)
+        call.errors.append(f"the line was not heard for {frames / self.rate:.1f} s (capture card away)")
+        self.recorder.submit(Gap(call.call_id, frames, "capture"))
 
     def frame_at(self, line: LineState, t: float) -> int:
         return line.frame_end - int(round((line.t_end - t) * self.rate))
@@ -306,7 +345,6 @@ class Core(CallProgress, ControlApi):
         call.start_frame = line.preroll.end_frame - len(initial)
         self.recorder.submit(Begin(call.call_id, line.id, day_dir(self.config.storage.data_dir, wall),
                                    self._meta(call), initial))
-        self.set_led(line.id, True)
         self._set_state(line, "recording", s.t)
         self._emit("call.started", line.id, call.call_id, s.t, direction=call.direction, rings=call.rings,
                    preroll_s=call.preroll_s)
@@ -325,8 +363,21 @@ class Core(CallProgress, ControlApi):
         call.answered_t = t
         call.answered_wall = self.wall_of(t)
         self._emit("call.answered", line.id, call.call_id, t, direction=call.direction)
+        if self.config.announcement.enabled:
+            call.announce_pending = True
+            self._announce(line, call, t)
+        if self._warning is not None:
+            call.next_warning_t = t + self.config.announcement.warning_tone_every_s
+        self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+
+    def _announce(self, line: LineState, call: Call, t: float) -> None:
+        """Play the notice once the call is answered *and* really being recorded: a caller is never
+        told "this call is recorded" when it is not (the recorder could not open its file)."""
+        if not call.announce_pending or call.recording != "open":
+            return
+        call.announce_pending = False
         player = self.players.get(line.id)
-        if self.config.announcement.enabled and self.announcement is not None and player is not None:
+        if self.announcement is not None and player is not None:
             call.announcement = {
                 "file": self.announcement.source,
                 "sha256": self.announcement.sha256,
@@ -334,13 +385,36 @@ class Core(CallProgress, ControlApi):
                 "ended_s": None,
             }
             player.play(line.id, self.announcement.samples, "announcement")
-        elif self.config.announcement.enabled:
+        else:
             call.errors.append("announcement not played: no playback path for this line")
             self._raise_alarm(f"announcement:{line.id}", line.id, "announcement",
                               f"line {line.id} has no working playback: calls are not announced", t)
-        if self._warning is not None:
-            call.next_warning_t = t + self.config.announcement.warning_tone_every_s
-        self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+
+    def _recording_state(self, item: RecordingOpened | RecordingFailed) -> None:
+        """What the recorder made of a call's Begin: it is recorded (announce it), or it cannot be
+        (no announcement, the line shows `fault`; the storage alarm says why)."""
+        line = next((x for x in self.lines.values() if x.call is not None and x.call.call_id == item.call_id),
+                    None)
+        if line is None or line.call is None:
+            return
+        call = line.call
+        if isinstance(item, RecordingOpened):
+            late = call.recording == "failed"
+            call.recording = "open"
+            if late:
+                call.errors.append("recording started late: the storage was failing at the off-hook")
+            self._announce(line, call, line.t_end)
+        else:
+            call.recording = "failed"
+            call.errors.append(f"not recorded: {item.message}")
+            if call.announce_pending:
+                call.errors.append("announcement not played: the call is not being recorded")
+        self._refresh(line, line.t_end)
+
+    def _storage_changed(self, item: StorageChanged) -> None:
+        self.storage_problem = None if item.ok else item.message
+        for line in self.lines.values():
+            self._refresh(line, line.t_end)
 
     def _end_call(self, line: LineState, t_onhook: float) -> None:
         call = line.call
@@ -359,8 +433,9 @@ class Core(CallProgress, ControlApi):
         discard = duration < self.config.storage.min_call_seconds
         frames = max(0, self.frame_at(line, t_onhook) - call.start_frame)
         ended_wall = self.wall_of(t_onhook)
+        if call.announce_pending:
+            call.errors.append("announcement not played: the call was never recorded")
         self.recorder.submit(Finish(call.call_id, call.record(ended_wall, duration), frames, discard, ended_wall))
-        self.set_led(line.id, False)
         self._set_state(line, "offhook" if line.monitor.offhook else "idle", t_onhook)
 
     def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float:
@@ -468,7 +543,7 @@ class Core(CallProgress, ControlApi):
             line.fault = fault.kind == "device"
             if line.call is not None and fault.kind == "device":
                 line.call.errors.append(f"capture interrupted: {fault.message}")
-            self._set_state(line, "fault" if line.fault else ("recording" if line.call else "idle"), fault.t)
+            self._refresh(line, fault.t)
         if fault.kind == "device":
             self._raise_alarm(alarm_id, None, "capture",
                               f"capture from {fault.pcm} failed ({fault.message}); lines "
@@ -523,8 +598,21 @@ class Core(CallProgress, ControlApi):
     # ---- helpers -----------------------------------------------------------------------------------
 
     def _set_state(self, line: LineState, state: str, t: float) -> None:
-        if line.fault and state != "fault":
-            state = "fault"
+        """What the line is doing (idle, ringing, offhook, recording); `fault` overrides it while the
+        line cannot record (`_refresh`)."""
+        line.activity = state
+        self._refresh(line, t)
+
+    def _refresh(self, line: LineState, t: float) -> None:
+        call = line.call
+        cannot_record = (line.fault or self.storage_problem is not None
+                         or (call is not None and call.recording == "failed"))
+        state = "fault" if cannot_record else line.activity
+        led: LedState = "blink" if cannot_record else (
+            "on" if call is not None and call.recording == "open" else "off")
+        if led != line.led:
+            line.led = led
+            self.set_led(line.id, led)
         if state == line.state:
             return
         line.state = state

@@ -53,7 +53,9 @@ class LineState:
     frame_end: int = 0
     t_end: float = 0.0
     call: Call | None = None
-    state: str = "idle"
+    state: str = "idle"                      # as shown: `activity`, or `fault` while it cannot record
+    activity: str = "idle"                   # idle | ringing | offhook | recording
+    led: str = "off"
     since_wall: float = field(default_factory=time.time)
     fault: bool = False
     detectors: LineDetectors | None = None

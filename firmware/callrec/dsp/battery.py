@@ -151,8 +151,13 @@ def dial_tone(dec: Decoder, law: str | None) -> Result:
 
 
 def talkoff_files() -> list[str]:
-    """The free talk-off corpus: Asterisk prompts and music on hold (Debian packages), if installed."""
-    prompts = sorted(glob.glob("/usr/share/asterisk/sounds/en/**/*.wav", recursive=True))
+    """The free talk-off corpus: Asterisk prompts and music on hold (Debian packages), if installed.
+
+    asterisk-core-sounds-en-wav installs under `sounds/en_US_f_Allison/`; the `sounds/en` link to it
+    comes from a package it only recommends, so every voice directory is searched, each file once.
+    """
+    prompts = sorted({os.path.realpath(path)
+                      for path in glob.glob("/usr/share/asterisk/sounds/**/*.wav", recursive=True)})
     moh = sorted(glob.glob("/usr/share/asterisk/moh/*.wav"))
     return prompts + moh
 

@@ -15,9 +15,11 @@ from types import ModuleType
 from typing import Any
 
 from callrec.config import LineConfig
-from callrec.line.port import EdgeSink, RawEdge, Signal
+from callrec.line.port import EdgeSink, LedState, RawEdge, Signal
 
 log = logging.getLogger(__name__)
+
+BLINK_HZ = 2.0   # a line that cannot record blinks its LED
 
 
 class GpioUnavailable(RuntimeError):
@@ -50,6 +52,7 @@ class RpiGpioLine:
             self._pins[line.hook_gpio] = (line.id, "hook", line.hook_active_low)
             self._pins[line.ring_gpio] = (line.id, "ring", line.ring_active_low)
         self._leds = {line.id: line.led_gpio for line in lines if line.led_gpio is not None}
+        self._blinkers: dict[int, Any] = {}   # line -> RPi.GPIO software PWM blinking its LED
         self._sink: EdgeSink | None = None
 
     def start(self, sink: EdgeSink) -> None:
@@ -77,13 +80,26 @@ class RpiGpioLine:
         if self._sink is not None:
             self._sink(RawEdge(line, signal, level != active_low, t))
 
-    def set_led(self, line: int, on: bool) -> None:
+    def set_led(self, line: int, state: LedState) -> None:
+        """On, off, or blinking at 2 Hz by RPi.GPIO's own software PWM (no thread of ours)."""
         pin = self._leds.get(line)
-        if pin is not None and self._gpio is not None:
-            self._gpio.output(pin, self._gpio.HIGH if on else self._gpio.LOW)
+        if pin is None or self._gpio is None:
+            return
+        blinker = self._blinkers.pop(line, None)
+        if blinker is not None:
+            blinker.stop()
+        if state == "blink":
+            blinker = self._gpio.PWM(pin, BLINK_HZ)
+            blinker.start(50)
+            self._blinkers[line] = blinker
+        else:
+            self._gpio.output(pin, self._gpio.HIGH if state == "on" else self._gpio.LOW)
 
     def stop(self) -> None:
         self._sink = None
+        for blinker in self._blinkers.values():
+            blinker.stop()
+        self._blinkers.clear()
         if self._gpio is not None:
             for pin in self._pins:
                 self._gpio.remove_event_detect(pin)

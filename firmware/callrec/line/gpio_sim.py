@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import threading
 
-from callrec.line.port import EdgeSink, RawEdge, Signal
+from callrec.line.port import EdgeSink, LedState, RawEdge, Signal
 
 
 class SimulatedLine:
     def __init__(self, line_ids: list[int]) -> None:
         self._sink: EdgeSink | None = None
         self._lock = threading.Lock()
-        self.leds: dict[int, bool] = dict.fromkeys(line_ids, False)
-        self.led_history: list[tuple[int, bool]] = []
+        self.leds: dict[int, LedState] = dict.fromkeys(line_ids, "off")
+        self.led_history: list[tuple[int, LedState]] = []
 
     def start(self, sink: EdgeSink) -> None:
         self._sink = sink
@@ -27,11 +27,11 @@ class SimulatedLine:
             raise RuntimeError("SimulatedLine.drive() before start()")
         self._sink(RawEdge(line, signal, active, t))
 
-    def set_led(self, line: int, on: bool) -> None:
+    def set_led(self, line: int, state: LedState) -> None:
         with self._lock:
-            if line in self.leds and self.leds[line] != on:
-                self.leds[line] = on
-                self.led_history.append((line, on))
+            if line in self.leds and self.leds[line] != state:
+                self.leds[line] = state
+                self.led_history.append((line, state))
 
     def stop(self) -> None:
         self._sink = None

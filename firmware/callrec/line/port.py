@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Signal = Literal["hook", "ring"]
+# The line's LED: off (idle), on (a call is being recorded), blink (the line cannot record: fault).
+LedState = Literal["off", "on", "blink"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,8 @@ class LineSource(Protocol):
         """Claim the inputs, report each line's current levels as edges, then report every change."""
         ...
 
-    def set_led(self, line: int, on: bool) -> None:
-        """Light the line's recording LED (a no-op where the line has none)."""
+    def set_led(self, line: int, state: LedState) -> None:
+        """Show the line's state on its LED (a no-op where the line has none)."""
         ...
 
     def stop(self) -> None:

@@ -16,7 +16,9 @@ import re
 import socket
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from callrec.tomlmodel import TomlModel
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,9 @@ def default_device_id(machine_id_path: Path = _MACHINE_ID, device_id_path: Path 
     return host or "callrec"
 
 
-class MqttSettings(BaseModel):
+class MqttSettings(TomlModel):
     """Connection to an MQTT broker and what callrec publishes there. `host` unset = MQTT off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str | None = Field(default=None, description="Broker host name or address; unset switches MQTT off.")
     port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port (8883 is usual for TLS).")

@@ -1,95 +1,309 @@
-"""Recovery: turn the part files a killed process left into registered `recovered` recordings.
+"""Recovery and reconciliation: what is on the disk and what the index says become one again.
 
-Run at every start (`run`, `simulate`) before any new call, and alone as `callrec recover`. Whatever
-whole frames reached the disk are kept; the call record is rebuilt from the part's metadata (written
-at the off-hook and updated at the answer and the announcement). A part that cannot be used is moved
-to `DATA/quarantine/` with an alarm rather than retried forever: no crash loop, no litter.
+Run at every start (`run`, `simulate`) before any new call, and alone as `callrec recover`. One
+walk over `DATA/recordings/` finds:
+- part files a killed process left: whatever whole frames reached the disk become a `recovered`
+  recording. The record comes from the part's metadata (written at the off-hook, updated at the
+  answer, the announcement and the hang-up); when that is unreadable the audio is still recovered,
+  with the line, start and rate inferred from the file name and the configuration, and the record
+  says so. Only a part whose name says nothing (no call id) goes to `DATA/quarantine/`
+  (`callrec recover --list-quarantine` lists it) with an alarm: no crash loop, no litter;
+- finalized recordings the index lacks (a damaged or lost index, a call whose indexing failed):
+  indexed again from their sidecars, or, without one, from the recording file itself;
+- index entries whose recording file is gone: marked `missing_since` (and back when the file
+  returns), reported, and raised as one alarm, never shown as a plain `complete` call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import hashlib
 import json
 import logging
+import os
+import re
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile
+
 from callrec.bus import EventBus
 from callrec.events import Event, utc_iso
-from callrec.recording.files import META_SUFFIX, PART_SUFFIX, finalize, recordings_root, write_json_atomic
+from callrec.recording.files import (
+    META_SUFFIX,
+    PART_SUFFIX,
+    finalize,
+    gaps_in_call,
+    recordings_root,
+    write_json_atomic,
+)
 from callrec.recording.recorder import emit_ended, emit_saved, recording_fields
 from callrec.store.index import CallIndex
 
 log = logging.getLogger(__name__)
 
+CALL_ID = re.compile(r"^(\d{8}T\d{6})(\d{3})Z-L(\d+)-[0-9a-f]+$")
+AUDIO_SUFFIXES = (".flac", ".wav")
+ALARM_MISSING = "recordings.missing"
 
-def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus) -> list[dict[str, Any]]:
-    """Recover every part under the data directory; returns the records registered."""
-    recovered = []
+
+@dataclass
+class Reconciled:
+    """What one pass found and did; `recovered` are the index records of recovered parts."""
+
+    recovered: list[dict[str, Any]] = field(default_factory=list)
+    reindexed: list[str] = field(default_factory=list)
+    rebuilt: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Found:
+    parts: list[Path] = field(default_factory=list)
+    metas: list[Path] = field(default_factory=list)
+    temporaries: list[Path] = field(default_factory=list)
+    audio: dict[str, Path] = field(default_factory=dict)      # call_id -> final recording
+    sidecars: dict[str, Path] = field(default_factory=dict)   # call_id -> sidecar
+
+
+def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, rate: int = 8000,
+                preroll_s: float = 0.0) -> Reconciled:
+    """Recover every part and reconcile the index with the disk; never raises for one bad file."""
+    result = Reconciled()
     root = recordings_root(data_dir)
     if not root.exists():
-        return recovered
-    for part in sorted(root.rglob(f"*{PART_SUFFIX}")):
+        _report_missing(index, bus, _Found(), result, data_dir)
+        return result
+    found = _walk(root)
+    for part in found.parts:
         call_id = part.name.removesuffix(PART_SUFFIX)
         meta_path = part.with_name(call_id + META_SUFFIX)
         try:
-            record = _recover_one(data_dir, part, meta_path, call_id, fmt, index, bus)
-        except Exception as error:  # unreadable metadata, bad file: set it aside, keep going
+            record = _recover_one(data_dir, part, meta_path, call_id, fmt, index, bus, rate, preroll_s)
+        except Exception as error:  # a bad file: set it aside, keep going
             log.exception("cannot recover %s", part)
             _quarantine(data_dir, [part, meta_path])
-            bus.emit(Event("alarm.raised", None, call_id, time.time(), {
+            result.quarantined.append(part.name)
+            bus.emit(Event("alarm.raised", None, None, time.time(), {
                 "id": f"recover:{call_id}", "kind": "recording",
-                "message": f"partial recording {part.name} could not be recovered ({error}); "
-                           f"moved to quarantine/",
+                "message": f"partial recording {part.name} could not be recovered ({error}); moved to "
+                           f"{data_dir / 'quarantine'} (`callrec recover --list-quarantine`)",
             }))
             continue
-        recovered.append(record)
-    for stray in root.rglob(f"*{META_SUFFIX}"):
+        result.recovered.append(record)
+        found.audio[call_id] = data_dir / record["recording"]["path"]
+        found.sidecars[call_id] = found.audio[call_id].with_suffix(".json")
+    for stray in found.metas:
         if not stray.with_name(stray.name.removesuffix(META_SUFFIX) + PART_SUFFIX).exists():
-            stray.unlink()  # metadata whose audio never reached the disk
-    for tmp in root.rglob("*.tmp"):
-        tmp.unlink()  # a finalize interrupted before its rename; its part is still there
-    return recovered
+            with contextlib.suppress(OSError):
+                stray.unlink()  # metadata whose audio never reached the disk
+    for tmp in found.temporaries:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a finalize interrupted before its rename; its part is still there
+    _reindex(data_dir, fmt, index, found, result)
+    _report_missing(index, bus, found, result, data_dir)
+    return result
 
 
-def _recover_one(
-    data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt: str, index: CallIndex, bus: EventBus
-) -> dict[str, Any]:
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+def _walk(root: Path) -> _Found:
+    found = _Found()
+    for directory, _dirs, files in os.walk(root):
+        base = Path(directory)
+        for name in files:
+            path = base / name
+            if name.endswith(PART_SUFFIX):
+                found.parts.append(path)
+            elif name.endswith(META_SUFFIX):
+                found.metas.append(path)
+            elif name.endswith(".tmp"):
+                found.temporaries.append(path)
+            elif name.endswith(AUDIO_SUFFIXES):
+                found.audio[path.stem] = path
+            elif name.endswith(".json"):
+                found.sidecars[path.stem] = path
+    found.parts.sort()
+    return found
+
+
+# ---- parts ---------------------------------------------------------------------------------------
+
+
+def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt: str, index: CallIndex,
+                 bus: EventBus, rate: int, preroll_s: float) -> dict[str, Any]:
+    meta, problem = _read_meta(meta_path)
+    if meta is None:
+        meta = _inferred_meta(call_id, rate, preroll_s)   # raises when the name says nothing
+    final_record = meta.get("final") if isinstance(meta.get("final"), dict) else None
     rate = int(meta["sample_rate"])
-    final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate)
-    duration = final.frames / rate - float(meta.get("preroll_s", 0.0))
-    started_wall = float(meta["started_wall"])
-    ended_wall = started_wall + max(duration, 0.0)
-    record: dict[str, Any] = dict(meta.get("record", {}))
-    record.update(
-        call_id=call_id,
-        line=int(meta["line"]),
-        ended_at=utc_iso(ended_wall),
-        duration_s=round(max(duration, 0.0), 3),
-        recording=recording_fields(final, data_dir),
-        status="recovered",
-    )
-    record.setdefault("errors", []).append(
-        "recording interrupted (power loss or crash); recovered what reached the disk"
-    )
+    gaps = meta.get("gaps") if isinstance(meta.get("gaps"), list) else []
+    frames = final_record.get("frames") if final_record else None
+    final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
+                     frames if isinstance(frames, int) else None, gaps)
+    preroll = float(meta.get("preroll_s", 0.0))
+    known = index.get(call_id)
+    if final_record is not None:
+        record = {key: value for key, value in final_record.items() if key != "frames"}
+        note = "the recording could not be finalized when the call ended; recovered from its part"
+    else:
+        duration = max(final.frames / rate - preroll, 0.0)
+        started_wall = float(meta["started_wall"])
+        record = dict(meta.get("record", {}))
+        record.update(ended_at=utc_iso(started_wall + duration), duration_s=round(duration, 3))
+        note = "recording interrupted (power loss or crash); recovered what reached the disk"
+    record.update(call_id=call_id, line=int(meta["line"]), recording=recording_fields(final, data_dir),
+                  status="recovered", gaps=gaps_in_call(gaps, rate, preroll))
+    record["errors"] = [*(record.get("errors") or []), note, *([problem] if problem else [])]
     write_json_atomic(final.path.with_suffix(".json"), record)
     index.add(record)
     part.unlink()
     meta_path.unlink(missing_ok=True)
     now = time.time()
     emit_saved(bus, record, final, now, recovered=True)
-    emit_ended(bus, record, now)
+    if known is None:   # a call that ended already said so (call.ended is sent once)
+        emit_ended(bus, record, now)
     for stale in (f"recording:{call_id}", f"index:{call_id}"):   # what its failure had raised is over
         bus.emit(Event("alarm.cleared", record["line"], call_id, now, {"id": stale, "kind": "recording"}))
-    log.info("recovered %s (%.1f s)", call_id, duration)
+    log.info("recovered %s (%.1f s)", call_id, final.frames / rate)
     return record
 
 
+def _read_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        int(meta["sample_rate"])
+        int(meta["line"])
+        float(meta["started_wall"])
+    except FileNotFoundError:
+        return None, f"part metadata {path.name} was missing: line, start and rate inferred from the file name"
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        return None, (f"part metadata {path.name} was unreadable ({str(error)[:80]}): line, start and rate "
+                      "inferred from the file name")
+    return meta, None
+
+
+def _inferred_meta(call_id: str, rate: int, preroll_s: float) -> dict[str, Any]:
+    match = CALL_ID.match(call_id)
+    if match is None:
+        raise ValueError(f"its metadata is unreadable and its name {call_id!r} is not a call id")
+    moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+    started = moment.timestamp() + int(match.group(2)) / 1000
+    line = int(match.group(3))
+    return {"call_id": call_id, "line": line, "sample_rate": rate, "started_wall": started,
+            "preroll_s": preroll_s,
+            "record": {"call_id": call_id, "line": line, "started_at": utc_iso(started), "metadata_lost": True}}
+
+
+# ---- the index against the disk ------------------------------------------------------------------
+
+
+def _reindex(data_dir: Path, fmt: str, index: CallIndex, found: _Found, result: Reconciled) -> None:
+    """Every finalized recording the index lacks goes back in, from its sidecar or its audio."""
+    indexed = index.call_ids()
+    for call_id in sorted(set(found.sidecars) | set(found.audio)):
+        if call_id in indexed:
+            continue
+        sidecar = found.sidecars.get(call_id)
+        record = _sidecar_record(sidecar) if sidecar is not None else None
+        if record is not None and record.get("call_id") == call_id:
+            try:
+                index.add(record)
+            except ValueError as error:
+                log.warning("sidecar %s does not hold a valid call record (%s)", sidecar, error)
+            else:
+                result.reindexed.append(call_id)
+                continue
+        audio = found.audio.get(call_id)
+        if audio is None or CALL_ID.match(call_id) is None:
+            continue   # a sidecar without its recording: reported as missing once indexed, or ignored
+        try:
+            rebuilt = _record_from_audio(data_dir, call_id, audio, sidecar)
+            write_json_atomic(audio.with_suffix(".json"), rebuilt)
+            index.add(rebuilt)
+        except (OSError, RuntimeError, ValueError) as error:
+            log.warning("cannot index %s again: %s", audio, error)
+            continue
+        result.rebuilt.append(call_id)
+    if result.reindexed or result.rebuilt:
+        log.warning("indexed %d recording(s) again from their sidecars and %d from the audio alone",
+                    len(result.reindexed), len(result.rebuilt))
+
+
+def _sidecar_record(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _record_from_audio(data_dir: Path, call_id: str, audio: Path, sidecar: Path | None) -> dict[str, Any]:
+    match = CALL_ID.match(call_id)
+    assert match is not None
+    info = soundfile.info(str(audio))
+    with open(audio, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
+    started = moment.timestamp() + int(match.group(2)) / 1000
+    why = "unreadable" if sidecar is not None else "missing"
+    return {
+        "call_id": call_id, "line": int(match.group(3)), "direction": None,
+        "started_at": utc_iso(started), "ended_at": utc_iso(started + info.frames / info.samplerate),
+        "duration_s": round(info.frames / info.samplerate, 3),
+        "recording": {"path": str(audio.relative_to(data_dir)), "format": audio.suffix.lstrip("."),
+                      "bytes": audio.stat().st_size, "sha256": digest, "sample_rate": info.samplerate},
+        "status": "recovered", "metadata_lost": True,
+        "errors": [f"the call's sidecar was {why}: the record was rebuilt from the recording file "
+                   "(duration includes the pre-roll)"],
+    }
+
+
+def _report_missing(index: CallIndex, bus: EventBus, found: _Found, result: Reconciled, data_dir: Path) -> None:
+    """Index entries whose recording is gone are marked, reported and alarmed; back when it returns."""
+    present = {str(path.relative_to(data_dir)) for path in found.audio.values()}
+    now = utc_iso(time.time())
+    for call_id, path, missing_since in index.recording_paths():
+        if path in present:
+            if missing_since is not None:
+                index.update(call_id, {"missing_since": None})
+            continue
+        result.missing.append(call_id)
+        if missing_since is None:
+            index.update(call_id, {"missing_since": now})
+    if result.missing:
+        shown = ", ".join(result.missing[:5]) + (" …" if len(result.missing) > 5 else "")
+        log.error("%d recording(s) named in the index are missing from %s: %s", len(result.missing),
+                  recordings_root(data_dir), shown)
+        bus.emit(Event("alarm.raised", None, None, time.time(), {
+            "id": ALARM_MISSING, "kind": "recording",
+            "message": f"{len(result.missing)} recording(s) named in the index are missing from the disk "
+                       f"({shown}); `callrec recover` lists them"}))
+
+
+# ---- quarantine ----------------------------------------------------------------------------------
+
+
+def quarantine_dir(data_dir: Path) -> Path:
+    return data_dir / "quarantine"
+
+
 def _quarantine(data_dir: Path, paths: list[Path]) -> None:
-    target = data_dir / "quarantine"
+    target = quarantine_dir(data_dir)
     target.mkdir(parents=True, exist_ok=True)
     for path in paths:
         if path.exists():
             shutil.move(str(path), target / path.name)
+
+
+def list_quarantine(data_dir: Path) -> list[tuple[str, int]]:
+    """What quarantine holds: (file name, bytes), oldest name first."""
+    target = quarantine_dir(data_dir)
+    if not target.is_dir():
+        return []
+    return sorted((entry.name, entry.stat().st_size) for entry in target.iterdir() if entry.is_file())

@@ -68,7 +68,7 @@ _ANNOUNCEMENT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
     "started_s": (_NUMBER, True),
     "ended_s": (_NUMBER, True),
 }
-_TIME_FIELDS = ("started_at", "answered_at", "ended_at")
+_TIME_FIELDS = ("started_at", "answered_at", "ended_at", "missing_since")
 
 
 def validate_record(record: Mapping[str, Any]) -> None:
@@ -156,9 +156,16 @@ class CallIndex:
     `events.utc_iso` form the recorder writes.
     """
 
-    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
+    def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL",
+                 readonly: bool = False, check: bool = False) -> None:
+        """Open (creating it if need be) the index at `path`.
+
+        `readonly` opens it for reading only, also on a read-only disk; `check` runs sqlite's
+        integrity check first. StoreDamaged (store.damage) when the file is not a usable index.
+        """
         self.path = Path(path)
-        self.db: TinyDB = SQLiteTinyDB(self.path, busy_timeout_s=busy_timeout_s, synchronous=synchronous)
+        self.db: TinyDB = SQLiteTinyDB(self.path, busy_timeout_s=busy_timeout_s, synchronous=synchronous,
+                                       readonly=readonly, check=check)
         self._storage: SQLiteStorage = self.db.storage  # type: ignore[assignment]
         self.table = self.db.table(TABLE)
 
@@ -263,6 +270,19 @@ class CallIndex:
             " ORDER BY started_at DESC LIMIT ?",
             (TABLE, _normalise_time(start_iso, "start"), _normalise_time(end_iso, "end"), limit),
         )
+
+    def call_ids(self) -> set[str]:
+        """Every call id in the index (from the call_id index alone, no document is read)."""
+        rows = self._storage.query("SELECT call_id FROM documents WHERE tbl = ?", (TABLE,))
+        return {row[0] for row in rows}
+
+    def recording_paths(self) -> list[tuple[str, str, str | None]]:
+        """(call_id, recording path, missing_since) of every call that has a recording file."""
+        rows = self._storage.query(
+            "SELECT call_id, json_extract(body, '$.recording.path'), json_extract(body, '$.missing_since')"
+            " FROM documents WHERE tbl = ? AND json_extract(body, '$.recording.path') IS NOT NULL",
+            (TABLE,))
+        return [(row[0], row[1], row[2]) for row in rows]
 
     def count(self, status: str | None = None) -> int:
         """All calls, or those of one status; constant time (counts are kept by sqlite triggers)."""

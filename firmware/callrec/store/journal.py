@@ -4,17 +4,30 @@ The journal is the record; printers and publishers replay it. sqlite in WAL mode
 row per event that survives a kill, and an INTEGER PRIMARY KEY gives `seq` for free: it continues
 from the last stored event after a restart, so `seq` increases by one per event per device.
 Delivery bookkeeping (`delivered`) is here so the MQTT publisher can drain a backlog in order.
+
+`seq` must never be handed out twice, even when the journal itself is lost (a damaged file moved
+aside, a deleted one): `DATA/journal.seq` keeps a reservation ahead of the last `seq` used,
+renewed every `SEQ_RESERVE` events, and a journal that starts empty continues after it. The gap
+that leaves is the truth: events were lost with the old journal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from callrec.events import Event, StampedEvent
+from callrec.store.damage import StoreDamaged, check_integrity, readonly_connection
+
+log = logging.getLogger(__name__)
+
+SEQ_RESERVE = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -28,30 +41,99 @@ CREATE INDEX IF NOT EXISTS events_undelivered ON events(delivered, seq);
 
 
 class Journal:
-    """Append-only event store with a gap-free, restart-proof sequence number."""
+    """Append-only event store with a gap-free, restart-proof sequence number.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    Raises StoreDamaged when the file is not a usable sqlite database (the caller moves it aside,
+    see store.damage); `readonly=True` opens it for reading only (the console, a read-only disk).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False, check: bool = False) -> None:
         self.path = path
+        self.readonly = readonly
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._seq_path = path.with_name(path.stem + ".seq")
+        self._reserved = 0
+        try:
+            if readonly:
+                self._db = readonly_connection(path)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.DatabaseError as error:
+            raise StoreDamaged(path, str(error)) from None
+        try:
+            if not readonly:
+                self._prepare(check)
+            else:
+                self._db.execute("SELECT COUNT(*) FROM events").fetchone()
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            if isinstance(error, sqlite3.OperationalError) and not _damage_message(str(error)):
+                raise   # locked, read-only, disk full: not damage, the caller says what it is
+            raise StoreDamaged(path, str(error)) from None
+
+    def _prepare(self, check: bool) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: an event may be published the moment it is committed; after a power cut its seq
         # must not be handed out again (consumers drop duplicates by seq).
         self._db.execute("PRAGMA synchronous=FULL")
+        if check:
+            check_integrity(self._db, self.path)
         self._db.executescript(_SCHEMA)
+        last = self.last_seq()
+        floor = self._read_reservation()
+        if last == 0 and floor > 0:
+            # A new journal where an older one was lost: never hand out its numbers again.
+            self._db.execute("INSERT OR REPLACE INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
+            log.warning("event journal %s starts empty; seq continues after %d (the last one reserved)",
+                        self.path, floor)
+            last = floor
+        self._reserve(last)
 
-    def append(self, event: Event) -> StampedEvent:
-        """Store the event and return it with its sequence number; committed when this returns."""
+    def _read_reservation(self) -> int:
+        try:
+            return int(self._seq_path.read_text(encoding="ascii").strip() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _reserve(self, seq: int) -> None:
+        """Reserve seq numbers up to seq + SEQ_RESERVE, durably (a small file, written rarely)."""
+        reserved = seq + SEQ_RESERVE
+        tmp = self._seq_path.with_name(self._seq_path.name + ".tmp")
+        try:
+            with open(tmp, "w", encoding="ascii") as handle:
+                handle.write(f"{reserved}\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self._seq_path)
+        except OSError as error:
+            log.warning("cannot write %s (%s); seq numbers stay unreserved until it can", self._seq_path, error)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
+        self._reserved = reserved
+
+    def append(self, event: Event, seq: int | None = None) -> StampedEvent:
+        """Store the event and return it with its sequence number; committed when this returns.
+
+        `seq` is given only for an event stamped while the journal could not be written (the bus
+        kept it in memory): it is stored under the number it was published with.
+        """
         body = json.dumps(
             {"type": event.type, "line": event.line, "call_id": event.call_id, "fields": event.fields},
             separators=(",", ":"),
             ensure_ascii=False,
         )
         with self._lock:
-            cursor = self._db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
-            seq = int(cursor.lastrowid or 0)
-        return StampedEvent(seq, event)
+            if seq is None:
+                cursor = self._db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
+            else:
+                cursor = self._db.execute("INSERT INTO events(seq, ts, body) VALUES (?, ?, ?)",
+                                          (seq, event.wall, body))
+            stored = int(cursor.lastrowid or 0)
+            if stored >= self._reserved:
+                self._reserve(stored)
+        return StampedEvent(stored, event)
 
     def since(self, after_seq: int, limit: int = 1000) -> list[StampedEvent]:
         """Events with `seq > after_seq`, oldest first."""
@@ -73,9 +155,14 @@ class Journal:
             self._db.executemany("UPDATE events SET delivered = 1 WHERE seq = ?", [(s,) for s in seqs])
 
     def last_seq(self) -> int:
+        """The highest seq handed out (kept by sqlite even when the newest rows were pruned)."""
         with self._lock:
             row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-        return int(row[0])
+            try:
+                kept = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+            except sqlite3.OperationalError:   # no AUTOINCREMENT table yet (a read-only old file)
+                kept = None
+        return max(int(row[0]), int(kept[0]) if kept else 0)
 
     def __iter__(self) -> Iterator[StampedEvent]:
         return iter(self.since(0, limit=2**62))
@@ -83,6 +170,10 @@ class Journal:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _damage_message(text: str) -> bool:
+    return "malformed" in text or "not a database" in text or "corrupt" in text
 
 
 def _row_to_event(row: tuple[int, float, str]) -> StampedEvent:

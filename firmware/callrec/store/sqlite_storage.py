@@ -35,6 +35,8 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
+from callrec.store.damage import StoreDamaged, check_integrity, readonly_connection
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -102,22 +104,48 @@ class SQLiteStorage(Storage):
     `busy_timeout_s` is how long a writer waits for another process's transaction to finish.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL") -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL",
+                 readonly: bool = False, check: bool = False) -> None:
         if synchronous.upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, not {synchronous!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.readonly = readonly
         # One connection shared by every thread of this process, serialised by this lock; the
         # RLock lets a transaction call the read helpers below.
         self.lock = threading.RLock()
         self._local_commits = 0
-        self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False)
         try:
-            self._prepare(synchronous.upper())
+            if readonly:
+                self._db = readonly_connection(self.path)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None,
+                                           check_same_thread=False)
+        except sqlite3.DatabaseError as error:
+            raise StoreDamaged(self.path, str(error)) from None
+        try:
+            if readonly:
+                self._check_version(self._db.execute("PRAGMA user_version").fetchone()[0])
+                self._db.execute("SELECT COUNT(*) FROM documents").fetchone()
+            else:
+                if check:
+                    check_integrity(self._db, self.path)
+                self._prepare(synchronous.upper())
+        except sqlite3.DatabaseError as error:
+            self._db.close()
+            text = str(error)
+            if isinstance(error, sqlite3.OperationalError) and not any(
+                    word in text for word in ("malformed", "not a database", "no such table")):
+                raise   # locked, read-only, disk full: not damage, the caller says what it is
+            raise StoreDamaged(self.path, text) from None
         except BaseException:
             self._db.close()
             raise
         log.debug("opened TinyDB sqlite storage %s", self.path)
+
+    def _check_version(self, version: int) -> None:
+        if version not in (0, SCHEMA_VERSION):
+            raise RuntimeError(f"{self.path}: index schema version {version}, this firmware knows {SCHEMA_VERSION}")
 
     def _prepare(self, synchronous: str) -> None:
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -125,9 +153,7 @@ class SQLiteStorage(Storage):
             raise RuntimeError(f"{self.path}: sqlite refused WAL mode (got {mode!r})")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         with self.transaction() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise RuntimeError(f"{self.path}: index schema version {version}, this firmware knows {SCHEMA_VERSION}")
+            self._check_version(db.execute("PRAGMA user_version").fetchone()[0])
             for statement in _SCHEMA:
                 db.execute(statement)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

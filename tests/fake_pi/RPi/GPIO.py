@@ -15,7 +15,8 @@ output = _chip.output
 add_event_detect = _chip.add_event_detect
 remove_event_detect = _chip.remove_event_detect
 cleanup = _chip.cleanup
+PWM = _chip.PWM
 
-__all__ = ["BCM", "BOARD", "BOTH", "FALLING", "HIGH", "IN", "LOW", "OUT", "PUD_DOWN", "PUD_OFF", "PUD_UP",
+__all__ = ["BCM", "BOARD", "BOTH", "FALLING", "HIGH", "IN", "LOW", "OUT", "PUD_DOWN", "PUD_OFF", "PUD_UP", "PWM",
            "RISING", "add_event_detect", "cleanup", "input", "output", "remove_event_detect", "setmode",
            "setup", "setwarnings"]

@@ -1,0 +1,184 @@
+"""The scenario file of `callrec simulate`: which lines carry which audio, and what happens when.
+
+Parsed by pydantic models in the configuration's style: unknown keys are errors, values keep their
+TOML type, and every problem of a file is reported at once with its key path. What pydantic cannot
+know is checked after it: each audio file exists and is readable, and every event falls inside the
+audio it happens on (a time past the end would make the simulator write silence up to it: `at =
+1e12` once wrote 7.7 GB).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import soundfile
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from callrec.tomlmodel import TomlModel, field_problems, report
+
+
+class ScenarioError(Exception):
+    """The scenario file is wrong; the message names the file, the key and what is allowed."""
+
+
+@dataclass(frozen=True)
+class ScenarioEvent:
+    at: float
+    signal: str      # "hook" | "ring"
+    active: bool     # off-hook / ringing
+
+
+@dataclass(frozen=True)
+class ScenarioLine:
+    line: int
+    audio: Path
+    events: tuple[ScenarioEvent, ...]
+
+
+@dataclass(frozen=True)
+class ScenarioFault:
+    """Trouble the simulated hardware gets into: the capture card vanishes at `at` for `seconds`
+    (the card of `line`, or every card)."""
+
+    at: float
+    kind: str
+    seconds: float
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    lines: tuple[ScenarioLine, ...]
+    faults: tuple[ScenarioFault, ...] = ()
+
+
+class EventModel(TomlModel):
+    """`{ at = SECONDS, hook = "off"|"on" }` or `{ at = SECONDS, ring = "on"|"off" }`."""
+
+    at: float = Field(ge=0, allow_inf_nan=False, description="Seconds from the start of the line audio")
+    hook: Literal["off", "on"] | None = Field(None, description="`off` lifts the handset, `on` hangs up")
+    ring: Literal["on", "off"] | None = Field(None, description="Ringing voltage on or off")
+
+    @model_validator(mode="after")
+    def _one_signal(self) -> EventModel:
+        if (self.hook is None) == (self.ring is None):
+            raise ValueError("needs exactly one of `hook` or `ring`")
+        return self
+
+
+class LineModel(TomlModel):
+    """One simulated line: its audio and the hook and ring edges on it."""
+
+    line: int = Field(ge=1, le=4, description="Line number 1-4, as in the configuration")
+    audio: str = Field(min_length=1, description="WAV file the line carries, relative to the scenario")
+    events: list[EventModel] = Field(default_factory=list, description="Edges in time order")
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> LineModel:
+        problems = []
+        for index in range(1, len(self.events)):
+            previous, at = self.events[index - 1].at, self.events[index].at
+            if at < previous:
+                problems.append(f"events[{index}].at: {at} is before the previous event ({previous}); "
+                                "events must be in time order")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class FaultModel(TomlModel):
+    """`{ at = SECONDS, kind = "capture_gone", seconds = S }`: the capture card is unplugged for S."""
+
+    at: float = Field(ge=0, allow_inf_nan=False, description="Line seconds when the fault starts")
+    kind: Literal["capture_gone"] = Field(description="What fails")
+    seconds: float = Field(gt=0, le=3600, allow_inf_nan=False, description="How long until it is back")
+    line: int | None = Field(None, ge=1, le=4, description="The card of this line; unset: every card")
+
+
+class ScenarioModel(TomlModel):
+    line: list[LineModel] = Field(min_length=1, description="One [[line]] table per simulated line")
+    fault: list[FaultModel] = Field(default_factory=list, description="[[fault]] tables: hardware trouble")
+
+    @field_validator("line", mode="before")
+    @classmethod
+    def _present(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("no [[line]] table; add one per simulated line")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_lines(self) -> ScenarioModel:
+        numbers = [line.line for line in self.line]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError(f"line numbers repeat ({numbers}); each [[line]] needs its own `line`")
+        return self
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read and check a scenario file; ScenarioError lists every problem of it."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not UTF-8 text; save the scenario as UTF-8") from None
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read: {error.strerror or error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ScenarioError(f"{path}: not valid TOML: {error}") from None
+    data.setdefault("line", None)
+    try:
+        model = ScenarioModel.model_validate(data)
+    except ValidationError as error:
+        raise ScenarioError(report(str(path), "scenario", field_problems(error, ScenarioModel))) from None
+    lines, problems = [], []
+    for index, line in enumerate(model.line):
+        audio, problem = _audio(path, line.audio)
+        if problem is not None:
+            problems.append(f"line[{index}].audio: {problem}")
+            continue
+        assert audio is not None
+        length = _audio_seconds(audio)
+        for number, event in enumerate(line.events):
+            if event.at > length:
+                problems.append(f"line[{index}].events[{number}].at: {event.at:g} s is after the end of the "
+                                f"line audio ({length:.1f} s of {line.audio}); make the audio longer")
+        events = tuple(ScenarioEvent(e.at, "hook" if e.hook is not None else "ring",
+                                     e.hook == "off" if e.hook is not None else e.ring == "on")
+                       for e in line.events)
+        lines.append(ScenarioLine(line.line, audio, events))
+    longest = max((_audio_seconds(line.audio) for line in lines), default=math.inf)
+    for index, fault in enumerate(model.fault):
+        if fault.at > longest:
+            problems.append(f"fault[{index}].at: {fault.at:g} s is after the end of the line audio "
+                            f"({longest:.1f} s)")
+    if problems:
+        raise ScenarioError(report(str(path), "scenario", problems))
+    faults = tuple(ScenarioFault(f.at, f.kind, f.seconds, f.line) for f in model.fault)
+    return Scenario(tuple(lines), faults)
+
+
+def _audio(scenario: Path, name: str) -> tuple[Path | None, str | None]:
+    audio = (scenario.parent / name).resolve()
+    if not audio.exists():
+        return None, f"no such file {audio}"
+    if audio.is_dir():
+        return None, f"{audio} is a directory, not an audio file"
+    try:
+        info = soundfile.info(str(audio))
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+        return None, f"{audio}: not a readable audio file ({error})"
+    if info.frames == 0:
+        return None, f"{audio}: the file holds no audio"
+    return audio, None
+
+
+def _audio_seconds(audio: Path) -> float:
+    info = soundfile.info(str(audio))
+    return info.frames / info.samplerate

@@ -1,0 +1,86 @@
+"""Bad configuration files: every problem of a file named in one run, and no entry point crashes.
+
+Regression tests for the defects of issue 9 item 5 (a file that is not UTF-8 crashed every entry
+point; booleans passed as numbers; problems across keys reported only once the others were fixed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import callrec, noise_wav, scenario_toml
+
+NOT_UTF8 = b'region = "JP"\n[storage]\nformat = "fl\xe9c"\n'
+
+
+@pytest.fixture
+def latin1_config(tmp_path: Path) -> Path:
+    path = tmp_path / "callrec.toml"
+    path.write_bytes(NOT_UTF8)
+    return path
+
+
+def test_check_config_names_a_file_that_is_not_utf8_and_the_line_of_the_bad_byte(latin1_config):
+    out = callrec("check-config", str(latin1_config))
+    assert out.returncode == 1
+    assert f"{latin1_config}: not UTF-8 text (byte 0xe9 on line 3)" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["run"], ["calls", "list"], ["recover"]])
+def test_every_entry_point_turns_a_non_utf8_config_into_a_clear_error(latin1_config, tmp_path, command):
+    out = callrec("--config", str(latin1_config), *command, "--data", str(tmp_path / "data"))
+    assert out.returncode == 2, out.stderr
+    assert "not UTF-8 text" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_simulate_with_a_non_utf8_config_is_a_clear_error(latin1_config, tmp_path):
+    noise_wav(tmp_path / "a.wav", 2)
+    (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "a.wav", "events": []}]))
+    out = callrec("simulate", str(tmp_path / "s.toml"), "--data", str(tmp_path / "data"),
+                  "--config", str(latin1_config))
+    assert out.returncode == 2 and "not UTF-8 text" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_a_directory_given_as_the_config_file_is_named_as_such(tmp_path):
+    out = callrec("check-config", str(tmp_path))
+    assert out.returncode == 1 and "is a directory, not a configuration file" in out.stderr
+
+
+def test_every_problem_of_one_file_is_reported_in_one_run(tmp_path):
+    path = tmp_path / "callrec.toml"
+    path.write_text('[audio]\npreroll_seconds = true\n[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 17\n'
+                    'capture_channel = "left"\n[[lines]]\nid = 1\nhook_gpio = 22\nring_gpio = 23\n'
+                    'capture_channel = 1\nplayback_channel = 1\n')
+    out = callrec("check-config", str(path))
+    assert out.returncode == 1
+    for expected in ("audio.preroll_seconds: must be a number, not a boolean",
+                     "lines[0].capture_channel: must be an integer, not a string",
+                     "lines[0].ring_gpio: GPIO 17 is already used by lines[0].hook_gpio",
+                     "lines[1].id: line 1 is configured twice"):
+        assert expected in out.stderr, out.stderr
+    assert "4 problem(s)" in out.stderr
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("[audio]\npreroll_seconds = true\n", "audio.preroll_seconds: must be a number, not a boolean"),
+    ("[storage]\nsync_interval_s = false\n", "storage.sync_interval_s: must be a number, not a boolean"),
+    ('[hook]\nnumber_display = "yes"\n', "hook.number_display: must be true or false, not a string"),
+    ("[signals]\nenabled = 0\n", "signals.enabled: must be true or false, not an integer"),
+])
+def test_booleans_are_not_numbers_and_numbers_are_not_booleans(tmp_path, text, expected):
+    path = tmp_path / "callrec.toml"
+    path.write_text(text)
+    out = callrec("check-config", str(path))
+    assert out.returncode == 1 and expected in out.stderr, out.stderr
+
+
+def test_a_channel_the_simulated_stereo_card_does_not_have_is_a_config_error(tmp_path):
+    noise_wav(tmp_path / "a.wav", 3)
+    (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "a.wav", "events": []}]))
+    config = tmp_path / "c.toml"
+    config.write_text("[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\ncapture_channel = 5\n")
+    out = callrec("simulate", str(tmp_path / "s.toml"), "--data", str(tmp_path / "data"), "--config", str(config))
+    assert out.returncode == 2, out.stderr
+    assert "lines[0].capture_channel: channel 5 does not exist" in out.stderr, out.stderr
