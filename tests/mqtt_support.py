@@ -80,6 +80,7 @@ class Broker:
         *,
         tls: TlsFiles | None = None,
         users: dict[str, str] | None = None,
+        persistence: bool = True,
     ) -> None:
         self.directory = directory
         self.port = free_port()
@@ -90,7 +91,7 @@ class Broker:
         lines = [
             "user root",
             f"listener {self.port} 127.0.0.1",
-            "persistence true",
+            f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {directory / 'persist'}/",
             "autosave_interval 1",
             "log_dest stderr",

@@ -124,6 +124,15 @@ def test_a_request_longer_than_the_limit_is_answered_and_the_connection_closed(l
     assert ControlClient(live.socket).alarms() == []
 
 
+def test_a_request_over_the_limit_is_refused_even_when_it_ends_in_a_newline(live: LiveService) -> None:
+    # 9000 bytes arriving in pieces with the newline at the end once slipped under the 8 KiB check
+    padding = "x" * (MAX_REQUEST_BYTES + 800)
+    raw = json.dumps({"id": 1, "cmd": "stats", "name": padding}).encode() + b"\n" + b'{"id": 2, "cmd": "alarms"}\n'
+    responses = _exchange(live.socket, raw)
+    assert responses[0]["ok"] is False and "longer than" in responses[0]["error"]
+    assert responses[1] == {"id": 2, "ok": True, "error": None, "result": []}
+
+
 def test_clients_that_hang_up_mid_request_do_no_harm(live: LiveService) -> None:
     for raw in (b'{"id": 1, "cmd": "sta', b'{"id": 1, "cmd": "stats"}\n', b""):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

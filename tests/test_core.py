@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
 from callrec.audio.capture import AudioPeriod, CaptureFault
 from callrec.audio.playback import PlaybackStarted
 from callrec.audio.sound import load_announcement
@@ -21,7 +22,7 @@ from callrec.config import parse
 from callrec.control import CommandError
 from callrec.core import ControlRequest, Core
 from callrec.line.port import RawEdge
-from callrec.recording.recorder import Recorder
+from callrec.recording.recorder import Recorder, RecordingFailed, RecordingOpened, StorageChanged
 from callrec.store.index import CallIndex
 from callrec.store.journal import Journal
 
@@ -46,7 +47,7 @@ class SeamPlayer:
 
 
 class Rig:
-    def __init__(self, tmp: Path, **overrides: object) -> None:
+    def __init__(self, tmp: Path, *, recorder_answers: bool = True, **overrides: object) -> None:
         # Outbound calls announce at off-hook here: these tests are about the core, not call progress.
         overrides.setdefault("signals", {"outbound_announcement": "offhook"})
         self.config = parse({"storage": {"data_dir": str(tmp)}, **overrides})
@@ -58,7 +59,8 @@ class Rig:
         # What the recorder answers (a call's file opened or failed) reaches the core as it does in
         # the service, as inputs, here taken on the test's thread before the next input.
         self.reports: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.recorder = Recorder(tmp, "flac", RATE, self.index, self.bus, report=self.reports.put)
+        report = self.reports.put if recorder_answers else (lambda item: None)   # else the test answers
+        self.recorder = Recorder(tmp, "flac", RATE, self.index, self.bus, report=report)
         self.recorder.start()
         self.player = SeamPlayer()
         self.leds: list[tuple[int, str]] = []
@@ -251,3 +253,39 @@ def test_an_overrun_alarm_clears_after_a_quiet_minute(rig):
     rig.audio(62)
     assert rig.core.active_alarms() == []
     assert rig.types().count("alarm.cleared") == 1
+
+
+def test_a_call_whose_recording_cannot_start_is_not_announced_and_its_line_blinks_fault(tmp_path):
+    rig = Rig(tmp_path, recorder_answers=False)   # the test says what the recorder made of the call
+    rig.audio(1)
+    rig.core.process(StorageChanged(False, "the disk is full"))
+    assert rig.leds == [(1, "blink"), (2, "blink")] and rig.core.line_states()[0]["state"] == "fault"
+    rig.edge("hook", True)
+    rig.audio(0.1)   # past the debounce: the call began and its Begin went to the recorder
+    call_id = rig.core.line_states()[0]["call_id"]
+    assert call_id is not None
+    rig.core.process(RecordingFailed(call_id, "the disk is full"))
+    rig.audio(2)
+    assert rig.player.played == [], "no notice for a call that is not being recorded"
+    assert rig.core.line_states()[0]["state"] == "fault"
+    rig.core.process(StorageChanged(True, ""))
+    rig.core.process(RecordingOpened(call_id))   # room again: recorded from now on, announced now
+    rig.audio(0.5)
+    assert [kind for _, kind, _ in rig.player.played] == ["announcement"]
+    assert rig.core.line_states()[0]["state"] == "recording" and rig.leds[-2:] == [(2, "off"), (1, "on")]
+    rig.close()
+
+
+def test_a_capture_outage_during_a_call_is_a_gap_handed_to_the_recorder(rig):
+    rig.audio(1)
+    rig.edge("hook", True)
+    rig.audio(1)
+    rig.frames[1] += 2 * RATE    # the card was away for 2 s: the next period comes 2 s later
+    rig.audio(1)
+    rig.edge("hook", False)
+    rig.audio(2)
+    assert rig.recorder.wait_idle(5)
+    (record,) = [r for r in rig.index.latest(5)]
+    assert record["gaps"] == [{"at_s": pytest.approx(1.0, abs=0.03), "duration_s": 2.0, "cause": "capture"}]
+    assert abs(soundfile.info(str(rig.config.storage.data_dir / record["recording"]["path"])).duration
+               - (1.0 + record["duration_s"])) < 0.03

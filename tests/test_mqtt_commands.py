@@ -103,6 +103,17 @@ def test_retained_command_is_ignored_even_after_a_reconnect(rig: Rig) -> None:
     results.publish(f"{rig.root}/cmd/recording.pause", b"", retain=True)  # clear it for the broker
 
 
+def test_retained_command_published_while_connected_is_ignored_too(rig: Rig) -> None:
+    results = rig.subscribe(f"{rig.root}/cmd/result", f"{rig.root}/status")
+    rig.service.start()
+    assert wait_until(lambda: results.texts(f"{rig.root}/status")[-1:] == ["online"])
+    results.publish(f"{rig.root}/cmd/recording.pause", json.dumps({"id": "live-ghost", "line": 1}), retain=True)
+    assert _call(rig, results, "ping", {})["ok"]  # handled in order: the retained one came first
+    assert rig.device.paused == set()
+    assert all(r["id"] != "live-ghost" for r in results.payloads(f"{rig.root}/cmd/result"))
+    results.publish(f"{rig.root}/cmd/recording.pause", b"", retain=True)
+
+
 # -- fuzzing: every payload here is wrong by construction, so nothing may reach the Device ----------
 
 _json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)

@@ -324,6 +324,11 @@ def _open_index(args: argparse.Namespace) -> Any:
     try:
         return CallIndex(path, readonly=True)
     except StoreDamaged as damage:
+        if "no such table" in damage.reason:
+            print(f"callrec: the call index {path} holds no calls table (never written, or lost); "
+                  f"`callrec recover --data {config.storage.data_dir}` rebuilds it from the recordings.",
+                  file=sys.stderr)
+            return None
         print(f"callrec: the call index {path} is damaged ({damage.reason}).\n"
               "The service moves it aside and rebuilds it from the recordings when it starts; to do that now, "
               f"run `callrec recover --data {config.storage.data_dir}`.", file=sys.stderr)
@@ -336,9 +341,12 @@ def cmd_calls_list(args: argparse.Namespace) -> int:
     index = _open_index(args)
     if index is None:
         return 1
-    with index:
-        records = (index.find_by_number(args.number, args.limit) if args.number
-                   else index.latest(args.limit, args.line))
+    try:
+        with index:
+            records = (index.find_by_number(args.number, args.limit) if args.number
+                       else index.latest(args.limit, args.line))
+    except sqlite3.DatabaseError as error:
+        return _index_damaged(args, error)
     data_dir = load_config(args).storage.data_dir
     records = [_with_presence(record, data_dir) for record in records]
     if args.json:
@@ -359,8 +367,11 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
     index = _open_index(args)
     if index is None:
         return 1
-    with index:
-        record = index.get(args.call_id)
+    try:
+        with index:
+            record = index.get(args.call_id)
+    except sqlite3.DatabaseError as error:
+        return _index_damaged(args, error)
     if record is None:
         print(f"callrec: no call {args.call_id!r} in the index", file=sys.stderr)
         return 1
@@ -370,6 +381,14 @@ def cmd_calls_show(args: argparse.Namespace) -> int:
               f"({record['recording']['path']})", file=sys.stderr)
     print(json.dumps(record, indent=2, ensure_ascii=False))
     return 0
+
+
+def _index_damaged(args: argparse.Namespace, error: Exception) -> int:
+    data_dir = load_config(args).storage.data_dir
+    print(f"callrec: the call index {data_dir / 'index.sqlite'} is damaged ({error}).\n"
+          "The service moves it aside and rebuilds it from the recordings when it starts; to do that now, "
+          f"run `callrec recover --data {data_dir}`.", file=sys.stderr)
+    return 1
 
 
 def _with_presence(record: dict[str, Any], data_dir: Path) -> dict[str, Any]:

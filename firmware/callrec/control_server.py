@@ -142,7 +142,13 @@ class ControlServer:
                 buffer += chunk
                 while b"\n" in buffer:
                     line, buffer = buffer.split(b"\n", 1)
-                    if line.strip() and not self._send(client, self.respond(line, peer)):
+                    if len(line) > MAX_REQUEST_BYTES:   # however it arrived, in one chunk or several
+                        answer = _response(None, error=f"request longer than {MAX_REQUEST_BYTES} bytes")
+                    elif line.strip():
+                        answer = self.respond(line, peer)
+                    else:
+                        continue
+                    if not self._send(client, answer):
                         return
                 if len(buffer) > MAX_REQUEST_BYTES:
                     # No newline in sight: the stream cannot be resynchronised, so answer and hang up.

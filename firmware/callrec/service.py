@@ -110,13 +110,20 @@ def open_store(data_dir: Path) -> Store:
 
 
 def _open_healed(path: Path, kind: Any, problems: list[tuple[str, str]], alarm: str, what: str, then: str) -> Any:
+    """Open for writing: damaged, moved aside and replaced; not openable now (a full disk), opened
+    lazily so the service still starts and records as soon as the disk allows."""
     try:
-        return kind(path, check=True)
+        store = kind(path, check=True, lazy=True)
     except StoreDamaged as damage:
         moved = move_aside(path)
         problems.append((alarm, f"{what} {path} was damaged ({damage.reason}); it was moved aside to "
                                 f"{moved.name} and {then}"))
-        return kind(path)
+        store = kind(path, lazy=True)
+    if store.unavailable is not None:
+        problems.append((f"{alarm.split('.')[0]}.unavailable",
+                         f"{what} {path} cannot be opened ({store.unavailable}); the service records and "
+                         "keeps its events in memory until it can"))
+    return store
 
 
 def channel_problems(config: Config, kind: str, device: str, available: int) -> list[str]:

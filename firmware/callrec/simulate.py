@@ -181,7 +181,7 @@ class SimPcmTap:
     """
 
     def __init__(self, taps: list[SimLineTap], gone: list[tuple[int, int]] | None = None,
-                 clock: LineClock | None = None) -> None:
+                 clock: WallClock | None = None) -> None:
         self._taps = {tap.line: tap for tap in taps}
         self.max_frames = max(tap.max_frames for tap in taps)
         self._gone = sorted(gone or [])
@@ -209,26 +209,37 @@ class SimPcmTap:
         return self._taps[line].on_period(line, frame_start, samples)
 
 
-class LineClock:
-    """Where line time 0 lies on the monotonic clock, for labelling paced simulations.
+class WallClock:
+    """The wall clock of the simulated appliance: labels for line times, as a Pi gives them.
 
-    A paced line starts when its card delivers the first period, which PulseAudio does about a
-    second after the PCM opens: wall labels taken from the start of the program would run that
-    much ahead of the line. Set from the first period read; labels then read the wall clock at each
-    use, as on a Pi (`service.hardware_backend`), so a wall-clock step shows in labels only.
+    A label is the wall clock read now minus how long ago the moment was (service.hardware_backend
+    does the same with the monotonic clock), so a step of the wall clock moves labels and never a
+    duration. Paced, "now" is the real wall clock and line time 0 is when the card delivered its
+    first period (PulseAudio takes about a second after the open: labels taken from the start of
+    the program would run that much ahead of the line). Unpaced, the wall runs with line time.
+    Scenario `clock_step` faults step it at a line time, by their `seconds`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, paced: bool, steps: list[tuple[float, float]]) -> None:
+        self._paced = paced
+        self._steps = sorted(steps)
         self._mono0: float | None = None
         self._fallback = time.monotonic()
+        self._start_wall = time.time()
+        self._now_t = 0.0
 
     def mark(self, t_end: float) -> None:
+        """A capture read up to line time `t_end`."""
         if self._mono0 is None:
             self._mono0 = time.monotonic() - t_end
+        self._now_t = max(self._now_t, t_end)
 
     def wall_of(self, t: float) -> float:
+        step = sum(seconds for at, seconds in self._steps if self._now_t >= at)
+        if not self._paced:
+            return self._start_wall + step + t
         mono0 = self._mono0 if self._mono0 is not None else self._fallback
-        return time.time() - (time.monotonic() - (mono0 + t))
+        return time.time() + step - (time.monotonic() - (mono0 + t))
 
 
 class SimWire:
@@ -461,7 +472,7 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
     pulse = PulseServer(workdir, rate, [(f"card{k}", w) for k, w in enumerate(widths)]) if realtime else None
     source = SimulatedLine([s.line for s in scenario.lines])
     lockstep = Lockstep([f"card{k}" for k in range(len(groups))], slack_frames=100 * period)
-    clock = LineClock() if realtime else None
+    clock = WallClock(realtime, [(f.at, f.seconds) for f in scenario.faults if f.kind == "clock_step"])
     lines, asound = [], []
     taps: dict[int, SimLineTap] = {}
     pcm_taps: dict[str, SimPcmTap] = {}
@@ -492,14 +503,11 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
     conf.write_text("".join(asound))
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{conf}"
     sim_config = config.model_validate({**config.model_dump(), "lines": lines})
-    start_wall = time.time()
     backend = Backend(
         line_source=source,
         capture_clock=lambda rate_: (lambda frames: frames / rate_),
         playback_clock=time.monotonic,   # unused: the wire reports playback start
-        # Fast: labels count line seconds from the start. Paced: from the first period, on the wall
-        # clock read at each use (see LineClock).
-        wall_of=clock.wall_of if clock is not None else (lambda t: start_wall + t),
+        wall_of=clock.wall_of,
         taps=dict(pcm_taps),
         wire=SimWire(taps),
         capture_batch=1 if realtime else 50,

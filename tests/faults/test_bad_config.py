@@ -84,3 +84,22 @@ def test_a_channel_the_simulated_stereo_card_does_not_have_is_a_config_error(tmp
     out = callrec("simulate", str(tmp_path / "s.toml"), "--data", str(tmp_path / "data"), "--config", str(config))
     assert out.returncode == 2, out.stderr
     assert "lines[0].capture_channel: channel 5 does not exist" in out.stderr, out.stderr
+
+
+def test_the_console_survives_a_config_that_is_not_utf8_and_says_what_is_wrong(latin1_config, tmp_path):
+    from console_support import PROMPT, PtyPair, Terminal, start_console, stop
+
+    ptys = PtyPair(tmp_path).start()
+    proc = start_console(ptys.console, tmp_path / "data", tmp_path / "nobody.sock", tmp_path / "console.log",
+                         "--config", str(latin1_config))
+    terminal = Terminal(ptys.technician)
+    try:
+        terminal.type("\r")
+        terminal.read_until(PROMPT, timeout=15)
+        shown = terminal.run("config")
+        assert "NOT USABLE" in shown and "not UTF-8 text" in shown
+        assert proc.poll() is None, "the console keeps running"
+    finally:
+        terminal.close()
+        stop(proc)
+        ptys.stop()

@@ -613,11 +613,13 @@ class Core(CallProgress, ControlApi):
         if led != line.led:
             line.led = led
             self.set_led(line.id, led)
-        if state == line.state:
+        published = self._states.get(line.id, {}).get("call_id")
+        if state == line.state and published == (call.call_id if call else None):
             return
-        line.state = state
-        line.since_wall = self.wall_of(t)
-        self._publish_state(line)
+        if state != line.state:
+            line.state = state
+            line.since_wall = self.wall_of(t)
+        self._publish_state(line)   # a call begun or ended while the line shows `fault` is news too
 
     def _publish_state(self, line: LineState) -> None:
         call = line.call

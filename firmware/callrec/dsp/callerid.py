@@ -103,7 +103,10 @@ def dtmf_clip_string(number: str | None = None, reason: str | None = None) -> st
 # ---------------------------------------------------------------- parsing
 
 def parse_bell_etsi(msg: bytes) -> dict[str, object] | None:
-    """Fields of a checksum-valid call set-up message, or None for other message types."""
+    """Fields of a checksum-valid call set-up message, or None for other message types (and for
+    anything too short to be a message: type, length and checksum are three bytes)."""
+    if len(msg) < 3:
+        return None
     kind = CALL_SETUP_TYPES.get(msg[0])
     body = msg[2:-1]
     out: dict[str, object] = {"number": None, "name": None, "reason": None, "message_type": f"0x{msg[0]:02X}"}

@@ -38,12 +38,18 @@ class JournalKeeper:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10.0)
         self._db.execute("PRAGMA busy_timeout=10000")
+        self._last_backlog = 0
 
     def backlog_size(self) -> int:
         """Events not yet acknowledged by the broker (the `delivered` index makes this cheap)."""
         with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered = 0").fetchone()
-        return int(row[0])
+            try:
+                row = self._db.execute("SELECT COUNT(*) FROM events WHERE delivered = 0").fetchone()
+            except sqlite3.Error as error:   # a journal not there yet (a full disk): say what we knew
+                log.debug("backlog size unknown: %s", error)
+                return self._last_backlog
+        self._last_backlog = int(row[0])
+        return self._last_backlog
 
     def prune(self, *, max_events: int, max_days: float, now: float) -> PruneResult:
         """Drop events older than `max_days` and the oldest beyond `max_events`, delivered or not.

@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import random
+import sqlite3
 import ssl
 import threading
 import time
@@ -29,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from callrec.bus import EventBus
 from callrec.control import Device
@@ -227,7 +229,7 @@ class MqttService:
         self._wire_callbacks(session)
         host, port = self.settings.host or "", self.settings.port
         try:
-            client.connect(host, port, keepalive=self.settings.keepalive)
+            client.connect(host, port, keepalive=self.settings.keepalive, clean_start=True)
         except ssl.SSLError as exc:
             self._failure(f"TLS handshake with {host}:{port} failed: {exc}", config_error=True)
             return False
@@ -262,11 +264,12 @@ class MqttService:
 
     def _make_client(self) -> mqtt.Client:
         settings = self.settings
+        # MQTT 5: only there does a subscription see whether a command was published retained
+        # while we were connected (retain-as-published); 3.1.1 marks only replays at subscribe.
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"callrec-{settings.device_id}",
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+            protocol=mqtt.MQTTv5,
             reconnect_on_failure=False,  # reconnecting is ours, with a fresh client (see module doc)
         )
         client.will_set(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
@@ -329,7 +332,9 @@ class MqttService:
     def _serve(self, session: _Session) -> None:
         client = session.client
         self._window.reset()
-        client.subscribe(self.topics.cmd_filter, qos=1)
+        # Retain-as-published: a retained command keeps its flag even when it arrives live, so it
+        # is ignored (docs/mqtt.md) rather than run now and again at every reconnect.
+        client.subscribe(self.topics.cmd_filter, options=SubscribeOptions(qos=1, retainAsPublished=True))
         if self.settings.discovery:
             client.subscribe(self.topics.ha_status, qos=1)
         # Every retained topic again, fresh from the Device, then `online`.
@@ -466,6 +471,9 @@ class MqttService:
             result = self._keeper.prune(
                 max_events=settings.journal_max_events, max_days=settings.journal_max_days, now=self._clock()
             )
+        except sqlite3.OperationalError as error:   # a full disk, a journal not there yet
+            log.warning("journal pruning failed (%s); will retry", error)
+            return
         except Exception:
             log.exception("journal pruning failed; will retry")
             return

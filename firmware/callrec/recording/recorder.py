@@ -196,6 +196,7 @@ class Recorder:
         self._jobs: queue.Queue[object] = queue.Queue()
         self._retries: list[_Job] = []
         self._unindexed: list[dict[str, Any]] = []
+        self._index_alarm = False
         self._finishing = 0
         self._finisher: threading.Thread | None = None
 
@@ -532,10 +533,12 @@ class Recorder:
         except (sqlite3.Error, OSError, ValueError) as error:
             log.error("indexing %s failed: %s", record["call_id"], error)
             self._unindexed = [r for r in self._unindexed if r["call_id"] != record["call_id"]] + [record]
-            self._alarm("alarm.raised", record["line"], {
-                "id": "index", "kind": "storage",
-                "message": f"calls cannot be written to the index ({error}); their recordings and sidecars "
-                           "are kept and they are indexed once it works again"}, None)
+            if not self._index_alarm:
+                self._index_alarm = True
+                self._alarm("alarm.raised", None, {
+                    "id": "index", "kind": "storage",
+                    "message": f"calls cannot be written to the index ({error}); their recordings and sidecars "
+                               "are kept and they are indexed once it works again"}, None)
             return
         if self._unindexed:
             self._index_pending()
@@ -548,7 +551,9 @@ class Recorder:
             except (sqlite3.Error, OSError, ValueError):
                 self._unindexed = pending[number:]
                 return
-        self._alarm("alarm.cleared", None, {"id": "index", "kind": "storage"})
+        if self._index_alarm:
+            self._index_alarm = False
+            self._alarm("alarm.cleared", None, {"id": "index", "kind": "storage"})
 
     def _mark(self, mark: Mark) -> None:
         if not mark.reply.set_running_or_notify_cancel():

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,11 @@ class Reconciled:
     rebuilt: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
+    postponed: list[str] = field(default_factory=list)
+
+
+class Unrecoverable(ValueError):
+    """A part that names no call and has no readable metadata: nothing can be registered."""
 
 
 @dataclass
@@ -77,7 +83,8 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
     result = Reconciled()
     root = recordings_root(data_dir)
     if not root.exists():
-        _report_missing(index, bus, _Found(), result, data_dir)
+        with contextlib.suppress(sqlite3.Error):
+            _report_missing(index, bus, _Found(), result, data_dir)
         return result
     found = _walk(root)
     for part in found.parts:
@@ -85,14 +92,23 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
         meta_path = part.with_name(call_id + META_SUFFIX)
         try:
             record = _recover_one(data_dir, part, meta_path, call_id, fmt, index, bus, rate, preroll_s)
-        except Exception as error:  # a bad file: set it aside, keep going
-            log.exception("cannot recover %s", part)
+        except Unrecoverable as error:  # nothing says what call this is: set it aside, keep going
+            log.error("cannot recover %s: %s", part, error)
             _quarantine(data_dir, [part, meta_path])
             result.quarantined.append(part.name)
             bus.emit(Event("alarm.raised", None, None, time.time(), {
                 "id": f"recover:{call_id}", "kind": "recording",
                 "message": f"partial recording {part.name} could not be recovered ({error}); moved to "
-                           f"{data_dir / 'quarantine'} (`callrec recover --list-quarantine`)",
+                           f"{quarantine_dir(data_dir)} (`callrec recover --list-quarantine`)",
+            }))
+            continue
+        except Exception as error:  # the disk or the index refuse now: the part stays for next time
+            log.error("cannot recover %s now: %s", part, error)
+            result.postponed.append(part.name)
+            bus.emit(Event("alarm.raised", None, call_id, time.time(), {
+                "id": f"recover:{call_id}", "kind": "recording",
+                "message": f"partial recording {part.name} could not be recovered now ({error}); it is kept "
+                           "and tried again at the next start or `callrec recover`",
             }))
             continue
         result.recovered.append(record)
@@ -105,8 +121,11 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
     for tmp in found.temporaries:
         with contextlib.suppress(OSError):
             tmp.unlink()  # a finalize interrupted before its rename; its part is still there
-    _reindex(data_dir, fmt, index, found, result)
-    _report_missing(index, bus, found, result, data_dir)
+    try:
+        _reindex(data_dir, fmt, index, found, result)
+        _report_missing(index, bus, found, result, data_dir)
+    except sqlite3.Error as error:   # the index cannot be read or written now (a full disk)
+        log.error("reconciling the index with the recordings is postponed: %s", error)
     return result
 
 
@@ -191,7 +210,7 @@ def _read_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 def _inferred_meta(call_id: str, rate: int, preroll_s: float) -> dict[str, Any]:
     match = CALL_ID.match(call_id)
     if match is None:
-        raise ValueError(f"its metadata is unreadable and its name {call_id!r} is not a call id")
+        raise Unrecoverable(f"its metadata is unreadable and its name {call_id!r} is not a call id")
     moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
     started = moment.timestamp() + int(match.group(2)) / 1000
     line = int(match.group(3))

@@ -91,12 +91,20 @@ class LineModel(TomlModel):
 
 
 class FaultModel(TomlModel):
-    """`{ at = SECONDS, kind = "capture_gone", seconds = S }`: the capture card is unplugged for S."""
+    """Hardware trouble at line time `at`: `capture_gone` unplugs the capture card for `seconds`;
+    `clock_step` steps the wall clock by `seconds` (negative: back), as NTP or a technician does."""
 
     at: float = Field(ge=0, allow_inf_nan=False, description="Line seconds when the fault starts")
-    kind: Literal["capture_gone"] = Field(description="What fails")
-    seconds: float = Field(gt=0, le=3600, allow_inf_nan=False, description="How long until it is back")
+    kind: Literal["capture_gone", "clock_step"] = Field(description="What fails")
+    seconds: float = Field(ge=-86400, le=86400, allow_inf_nan=False,
+                           description="capture_gone: how long until it is back; clock_step: the step")
     line: int | None = Field(None, ge=1, le=4, description="The card of this line; unset: every card")
+
+    @model_validator(mode="after")
+    def _positive_outage(self) -> FaultModel:
+        if self.kind == "capture_gone" and not 0 < self.seconds <= 3600:
+            raise ValueError("seconds: a capture_gone fault lasts more than 0 and at most 3600 s")
+        return self
 
 
 class ScenarioModel(TomlModel):

@@ -58,7 +58,7 @@ def readonly_connection(path: Path) -> sqlite3.Connection:
     """A connection that never writes, also on a read-only disk.
 
     sqlite's `mode=ro` still needs the WAL index (`-shm`) beside the file, which a read-only
-    directory cannot give it; then `immutable=1` reads the main file alone. What a `-wal` file still
+    directory (or a full disk) cannot give it; then `immutable=1` reads the main file alone. What a `-wal` file still
     holds (a service killed before its checkpoint) is not seen that way, and the log says so.
     """
     if not path.exists():
@@ -68,8 +68,8 @@ def readonly_connection(path: Path) -> sqlite3.Connection:
         db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return db
     except sqlite3.OperationalError as error:
-        if "unable to open" not in str(error) and "readonly" not in str(error):
-            raise
+        # no -shm possible: a read-only directory ("unable to open"), a full disk ("disk I/O error")
+        log.debug("%s: read-only open needs the main file alone (%s)", path, error)
     wal = path.with_name(path.name + "-wal")
     if wal.exists() and wal.stat().st_size > 0:
         log.warning("%s is on a read-only disk with an unmerged %s: the newest entries may be missing",

@@ -20,6 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from callrec.store.sqlite_storage import INSERT_DOCUMENT, SET_BODY, SQLiteStorag
 log = logging.getLogger(__name__)
 
 TABLE = "calls"
+REOPEN_EVERY_S = 5.0
 STATUSES = ("complete", "recovered", "discarded", "failed")
 NUMBER_MATCHES = ("exact", "suffix", "contains")
 _SET_BODY_OF_CALL = SET_BODY + " WHERE tbl = :tbl AND call_id = :call_id"
@@ -157,17 +160,57 @@ class CallIndex:
     """
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 5.0, synchronous: str = "FULL",
-                 readonly: bool = False, check: bool = False) -> None:
+                 readonly: bool = False, check: bool = False, lazy: bool = False) -> None:
         """Open (creating it if need be) the index at `path`.
+
+        `lazy`: when the file cannot be opened now (not damage: a full disk, say), start anyway and
+        open it at the first use that finds it possible; until then every use raises
+        sqlite3.OperationalError, which its callers treat as "not now".
 
         `readonly` opens it for reading only, also on a read-only disk; `check` runs sqlite's
         integrity check first. StoreDamaged (store.damage) when the file is not a usable index.
         """
         self.path = Path(path)
-        self.db: TinyDB = SQLiteTinyDB(self.path, busy_timeout_s=busy_timeout_s, synchronous=synchronous,
-                                       readonly=readonly, check=check)
-        self._storage: SQLiteStorage = self.db.storage  # type: ignore[assignment]
-        self.table = self.db.table(TABLE)
+        self._options = {"busy_timeout_s": busy_timeout_s, "synchronous": synchronous, "readonly": readonly}
+        self._db: TinyDB | None = None
+        self._next_attempt = 0.0
+        self.unavailable: str | None = None
+        if lazy:
+            try:
+                self._open(check)
+            except (sqlite3.OperationalError, OSError) as error:
+                # A full disk cannot even give sqlite its WAL index: the service starts anyway,
+                # keeps what it cannot index for later, and opens the index once it can.
+                self.unavailable = str(error)
+                log.error("the call index %s cannot be opened (%s); trying again as calls end", self.path, error)
+        else:
+            self._open(check)
+
+    def _open(self, check: bool = False) -> None:
+        self._db = SQLiteTinyDB(self.path, check=check, **self._options)
+        self.unavailable = None
+
+    @property
+    def db(self) -> TinyDB:
+        if self._db is None:
+            if time.monotonic() < self._next_attempt:
+                raise sqlite3.OperationalError(f"the call index {self.path} is not available ({self.unavailable})")
+            self._next_attempt = time.monotonic() + REOPEN_EVERY_S
+            try:
+                self._open()
+            except (sqlite3.OperationalError, OSError) as error:
+                self.unavailable = str(error)
+                raise sqlite3.OperationalError(f"the call index {self.path} is not available ({error})") from None
+            log.info("the call index %s is available again", self.path)
+        return self._db
+
+    @property
+    def _storage(self) -> SQLiteStorage:
+        return self.db.storage  # type: ignore[return-value]
+
+    @property
+    def table(self) -> Any:
+        return self.db.table(TABLE)
 
     # -- writes -------------------------------------------------------------------------------------
 
@@ -319,7 +362,8 @@ class CallIndex:
             after = rows[-1][0]
 
     def close(self) -> None:
-        self.db.close()
+        if self._db is not None:
+            self._db.close()
 
     def __enter__(self) -> CallIndex:
         return self

@@ -19,6 +19,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from callrec.store.damage import StoreDamaged, check_integrity, readonly_connect
 log = logging.getLogger(__name__)
 
 SEQ_RESERVE = 1000
+REOPEN_EVERY_S = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -47,12 +49,29 @@ class Journal:
     see store.damage); `readonly=True` opens it for reading only (the console, a read-only disk).
     """
 
-    def __init__(self, path: Path, *, readonly: bool = False, check: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, check: bool = False, lazy: bool = False) -> None:
+        """`lazy`: when the file cannot be opened now (not damage: a full disk), start anyway; until
+        it opens (tried again at most every few seconds) appends raise sqlite3.OperationalError,
+        which the bus answers by holding events in memory, and reads find nothing."""
         self.path = path
         self.readonly = readonly
         self._lock = threading.Lock()
         self._seq_path = path.with_name(path.stem + ".seq")
         self._reserved = 0
+        self._db: sqlite3.Connection | None = None
+        self._next_attempt = 0.0
+        self.unavailable: str | None = None
+        if lazy:
+            try:
+                self._open(check)
+            except (sqlite3.OperationalError, OSError) as error:
+                self.unavailable = str(error)
+                log.error("the event journal %s cannot be opened (%s); events are held in memory", path, error)
+        else:
+            self._open(check)
+
+    def _open(self, check: bool) -> None:
+        path, readonly = self.path, self.readonly
         try:
             if readonly:
                 self._db = readonly_connection(path)
@@ -63,28 +82,45 @@ class Journal:
             raise StoreDamaged(path, str(error)) from None
         try:
             if not readonly:
-                self._prepare(check)
+                self._prepare(self._db, check)
             else:
                 self._db.execute("SELECT COUNT(*) FROM events").fetchone()
         except sqlite3.DatabaseError as error:
             self._db.close()
+            self._db = None
             if isinstance(error, sqlite3.OperationalError) and not _damage_message(str(error)):
                 raise   # locked, read-only, disk full: not damage, the caller says what it is
             raise StoreDamaged(path, str(error)) from None
+        self.unavailable = None
 
-    def _prepare(self, check: bool) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
+    def _connection(self) -> sqlite3.Connection:
+        """The open connection, opening it now if it could not be before (under the lock)."""
+        if self._db is None:
+            if time.monotonic() < self._next_attempt:
+                raise sqlite3.OperationalError(f"the event journal is not available ({self.unavailable})")
+            self._next_attempt = time.monotonic() + REOPEN_EVERY_S
+            try:
+                self._open(False)
+            except (sqlite3.OperationalError, OSError, StoreDamaged) as error:
+                self.unavailable = str(error)
+                raise sqlite3.OperationalError(f"the event journal is not available ({error})") from None
+            log.info("the event journal %s is available again", self.path)
+        assert self._db is not None
+        return self._db
+
+    def _prepare(self, db: sqlite3.Connection, check: bool) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
         # FULL: an event may be published the moment it is committed; after a power cut its seq
         # must not be handed out again (consumers drop duplicates by seq).
-        self._db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=FULL")
         if check:
-            check_integrity(self._db, self.path)
-        self._db.executescript(_SCHEMA)
-        last = self.last_seq()
+            check_integrity(db, self.path)
+        db.executescript(_SCHEMA)
+        last = _last_seq(db)
         floor = self._read_reservation()
         if last == 0 and floor > 0:
             # A new journal where an older one was lost: never hand out its numbers again.
-            self._db.execute("INSERT OR REPLACE INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
+            db.execute("INSERT OR REPLACE INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
             log.warning("event journal %s starts empty; seq continues after %d (the last one reserved)",
                         self.path, floor)
             last = floor
@@ -125,11 +161,11 @@ class Journal:
             ensure_ascii=False,
         )
         with self._lock:
+            db = self._connection()
             if seq is None:
-                cursor = self._db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
+                cursor = db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
             else:
-                cursor = self._db.execute("INSERT INTO events(seq, ts, body) VALUES (?, ?, ?)",
-                                          (seq, event.wall, body))
+                cursor = db.execute("INSERT INTO events(seq, ts, body) VALUES (?, ?, ?)", (seq, event.wall, body))
             stored = int(cursor.lastrowid or 0)
             if stored >= self._reserved:
                 self._reserve(stored)
@@ -138,6 +174,8 @@ class Journal:
     def since(self, after_seq: int, limit: int = 1000) -> list[StampedEvent]:
         """Events with `seq > after_seq`, oldest first."""
         with self._lock:
+            if self._db is None:
+                return []
             rows = self._db.execute(
                 "SELECT seq, ts, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
@@ -145,6 +183,8 @@ class Journal:
 
     def undelivered(self, limit: int = 1000) -> list[StampedEvent]:
         with self._lock:
+            if self._db is None:
+                return []
             rows = self._db.execute(
                 "SELECT seq, ts, body FROM events WHERE delivered = 0 ORDER BY seq LIMIT ?", (limit,)
             ).fetchall()
@@ -152,24 +192,33 @@ class Journal:
 
     def mark_delivered(self, seqs: list[int]) -> None:
         with self._lock:
-            self._db.executemany("UPDATE events SET delivered = 1 WHERE seq = ?", [(s,) for s in seqs])
+            self._connection().executemany("UPDATE events SET delivered = 1 WHERE seq = ?", [(s,) for s in seqs])
 
     def last_seq(self) -> int:
-        """The highest seq handed out (kept by sqlite even when the newest rows were pruned)."""
+        """The highest seq handed out (kept by sqlite even when the newest rows were pruned); while
+        the journal is not available, the last one reserved."""
         with self._lock:
-            row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
-            try:
-                kept = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            except sqlite3.OperationalError:   # no AUTOINCREMENT table yet (a read-only old file)
-                kept = None
-        return max(int(row[0]), int(kept[0]) if kept else 0)
+            if self._db is None:
+                return self._read_reservation()
+            return _last_seq(self._db)
 
     def __iter__(self) -> Iterator[StampedEvent]:
         return iter(self.since(0, limit=2**62))
 
     def close(self) -> None:
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def _last_seq(db: sqlite3.Connection) -> int:
+    row = db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+    try:
+        kept = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    except sqlite3.OperationalError:   # no AUTOINCREMENT table yet (a read-only old file)
+        kept = None
+    return max(int(row[0]), int(kept[0]) if kept else 0)
 
 
 def _damage_message(text: str) -> bool:

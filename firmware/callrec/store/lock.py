@@ -34,8 +34,11 @@ class DataLock:
                 f"{self.path.parent} is in use by another callrec process (pid {holder}); stop it first "
                 "(systemctl stop callrec) or pass another --data"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass   # the pid is only a hint for the message above; a full disk must not stop the service
         self._fd = fd
 
     def release(self) -> None:

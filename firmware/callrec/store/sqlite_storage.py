@@ -135,7 +135,7 @@ class SQLiteStorage(Storage):
             self._db.close()
             text = str(error)
             if isinstance(error, sqlite3.OperationalError) and not any(
-                    word in text for word in ("malformed", "not a database", "no such table")):
+                    word in text for word in ("malformed", "not a database", "no such table", "corrupt")):
                 raise   # locked, read-only, disk full: not damage, the caller says what it is
             raise StoreDamaged(self.path, text) from None
         except BaseException:
