@@ -407,8 +407,6 @@ class Core(CallProgress, ControlApi):
         else:
             call.recording = "failed"
             call.errors.append(f"not recorded: {item.message}")
-            if call.announce_pending:
-                call.errors.append("announcement not played: the call is not being recorded")
         self._refresh(line, line.t_end)
 
     def _storage_changed(self, item: StorageChanged) -> None:

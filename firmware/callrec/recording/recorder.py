@@ -218,10 +218,6 @@ class Recorder:
         threads = (self._thread, self._finisher)
         return all(thread is not None and thread.is_alive() for thread in threads)
 
-    @property
-    def storage_problem(self) -> str | None:
-        return self._storage_problem
-
     def stop(self) -> None:
         """Finish the queued work (finalizations included), then stop. Open calls are the core's to
         end before this; parts whose finalization still fails stay for the next `recover`."""
@@ -280,6 +276,9 @@ class Recorder:
             self._begin(command)
         elif isinstance(command, Gap):
             writer = self._writers.get(command.call_id)
+            unopened = self._unopened.get(command.call_id)
+            if unopened is not None:   # not recording yet: the outage is part of what it missed
+                self._unopened[command.call_id] = (unopened[0], unopened[1] + command.frames)
             if writer is not None:
                 writer.note_gap(command.frames, command.cause)
                 with contextlib.suppress(OSError):   # the gap is also kept in memory for finalizing
@@ -327,11 +326,16 @@ class Recorder:
             if unopened is None:
                 return
             begin, missed = unopened
-            self._unopened[call_id] = (begin, missed + len(samples))
-            if time.monotonic() >= self._next_probe:   # try again, as often as the storage probe
-                self._next_probe = time.monotonic() + PROBE_EVERY_S
-                self._begin(begin, missed + len(samples))
-            return
+            if time.monotonic() < self._next_probe:   # try again as often as the storage probe
+                self._unopened[call_id] = (begin, missed + len(samples))
+                return
+            self._next_probe = time.monotonic() + PROBE_EVERY_S
+            try:
+                self._begin(begin, missed)
+            except OSError:
+                self._unopened[call_id] = (begin, missed + len(samples))
+                raise
+            writer = self._writers[call_id]   # opened at last: these samples are the first it holds
         before = writer.frames
         try:
             writer.write(samples)
