@@ -23,10 +23,9 @@ import time
 import numpy as np
 import soundfile as sf
 import soxr
-from callrec.dsp import battery
+from callrec.dsp import LineDsp, battery
 from callrec.dsp.callerid import CallerIdDetector
 from callrec.dsp.dtmf import ATT, DtmfDetector
-from callrec.dsp.pipeline import LineDsp
 from callrec.dsp.tones import ToneDetector
 
 PERIOD = 160

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from callrec.store.index import CallIndex
+from callrec.store import CallIndex
 from tinydb import Query, TinyDB
 from tinydb.storages import JSONStorage
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from callrec import config as configmod
-from callrec.service import Service
-from callrec.simulate import Scenario, ScenarioEvent, ScenarioLine, prepare
+from callrec.app import Service
+from callrec.config import model as configmod
+from callrec.sim.simulation import Scenario, ScenarioEvent, ScenarioLine, prepare
 
 
 def main() -> None:

@@ -27,11 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import paho.mqtt.client as mqtt  # noqa: E402
-from callrec.bus import EventBus  # noqa: E402
-from callrec.events import Event  # noqa: E402
-from callrec.mqtt.service import MqttService  # noqa: E402
-from callrec.mqtt.settings import MqttSettings  # noqa: E402
-from callrec.store.journal import Journal  # noqa: E402
+from callrec.config import MqttSettings
+from callrec.events import Event, EventBus
+from callrec.mqtt import MqttService
+from callrec.store import Journal
 from mqtt_support import Broker, FakeDevice, wait_until  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 

@@ -10,10 +10,10 @@ import sys
 import threading
 from pathlib import Path
 
-from callrec.bus import EventBus
-from callrec.mqtt.service import MqttService
-from callrec.mqtt.settings import MqttSettings
-from callrec.store.journal import Journal
+from callrec.config import MqttSettings
+from callrec.events import EventBus
+from callrec.mqtt import MqttService
+from callrec.store import Journal
 from mqtt_support import FakeDevice
 
 

@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from callrec.bus import EventBus
+from callrec.config import MqttSettings
 from callrec.control import CommandError
-from callrec.events import Event, StampedEvent, utc_iso
-from callrec.mqtt.service import MqttService
-from callrec.mqtt.settings import MqttSettings
-from callrec.store.journal import Journal
+from callrec.events import Event, EventBus, StampedEvent, utc_iso
+from callrec.mqtt import MqttService
+from callrec.store import Journal
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.subscribeoptions import SubscribeOptions
 

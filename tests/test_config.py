@@ -146,7 +146,7 @@ def test_user_announcement_of_any_rate_and_width_is_converted(tmp_path, simulate
 
 
 def test_device_id_comes_from_the_first_boot_file_when_present(tmp_path):
-    from callrec.mqtt.settings import default_device_id
+    from callrec.config import default_device_id
 
     machine = tmp_path / "machine-id"
     machine.write_text("0123456789abcdef0123456789abcdef\n")

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callrec.control import CommandError
-from callrec.control_server import MAX_REQUEST_BYTES, ControlClient, ServiceUnreachable
+from callrec.control import MAX_REQUEST_BYTES, CommandError, ControlClient, ServiceUnreachable
 from callrec.mqtt.commands import COMMANDS
 from conftest import callrec, noise_wav, scenario_toml
 from console_support import LiveService, start_live_service

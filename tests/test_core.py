@@ -17,14 +17,13 @@ import soundfile
 from callrec.audio.capture import AudioPeriod, CaptureFault
 from callrec.audio.playback import PlaybackStarted
 from callrec.audio.sound import load_announcement
-from callrec.bus import EventBus
 from callrec.config import parse
 from callrec.control import CommandError
 from callrec.core import ControlRequest, Core
-from callrec.line.port import RawEdge
-from callrec.recording.recorder import Recorder, RecordingFailed, RecordingOpened, StorageChanged
-from callrec.store.index import CallIndex
-from callrec.store.journal import Journal
+from callrec.events import EventBus
+from callrec.line import RawEdge
+from callrec.recording import Recorder, RecordingFailed, RecordingOpened, StorageChanged
+from callrec.store import CallIndex, Journal
 
 RATE = 8000
 PERIOD = 160

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
+from callrec.dsp import LineDsp, g711, gen
 from callrec.dsp import callerid as C
-from callrec.dsp import g711, gen
-from callrec.dsp.pipeline import LineDsp
 
 
 def ids(signal: np.ndarray, law: str | None = None, noise_dbm0: float | None = None) -> list[dict]:

@@ -5,9 +5,8 @@ import os
 import shutil
 
 import pytest
-from callrec.dsp import battery
+from callrec.dsp import LineDsp, battery
 from callrec.dsp.dtmf import ATT, DtmfDetector
-from callrec.dsp.pipeline import LineDsp
 
 LAWS = [None, "ulaw", "alaw"]
 

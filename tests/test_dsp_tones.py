@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
+from callrec.config import PROFILES
 from callrec.dsp import g711, gen
 from callrec.dsp.tones import ToneDetector
-from callrec.regions import PROFILES
 
 
 def tones(signal: np.ndarray, region: str, law: str | None = None, final_only: bool = True):

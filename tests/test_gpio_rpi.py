@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from callrec.config import parse
-from callrec.line.gpio_rpi import GpioUnavailable, RpiGpioLine, import_gpio
-from callrec.line.port import RawEdge
+from callrec.line import GpioUnavailable, RawEdge, RpiGpioLine, import_gpio
 from fake_rpi_gpio import HIGH, LOW, FakeGpio
 
 

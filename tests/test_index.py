@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from callrec.store.index import CallIndex
+from callrec.store import CallIndex
 from callrec.store.sqlite_storage import SQLiteTinyDB
 from tinydb import Query
 

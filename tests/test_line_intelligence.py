@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from callrec.config import PROFILES
 from callrec.dsp import callerid, gen
-from callrec.regions import PROFILES
 
 RATE = 8000
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from callrec.line.monitor import (
+from callrec.line import (
     CallBegan,
     CallEnded,
     FlashSeen,
     LineMonitor,
     MonitorSettings,
     NumberDisplaySeen,
+    RawEdge,
     RingEnded,
     RingingStopped,
     RingStarted,
 )
-from callrec.line.port import RawEdge
 
 
 def run(edges: list[tuple[float, str, bool]], until: float, **settings: object) -> list[object]:

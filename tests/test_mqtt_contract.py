@@ -98,7 +98,7 @@ def test_published_topics_flags_and_fields_equal_docs_mqtt_md(rig_factory, broke
 
 
 def test_documented_field_lists_match_the_code_constants() -> None:
-    from callrec.mqtt.topics import ALARM_FIELDS, LINE_STATE_FIELDS, RESULT_FIELDS, STATS_FIELDS
+    from callrec.mqtt import ALARM_FIELDS, LINE_STATE_FIELDS, RESULT_FIELDS, STATS_FIELDS
 
     _, fields = _documented()
     assert fields["B/line/<n>/state"] == list(LINE_STATE_FIELDS)

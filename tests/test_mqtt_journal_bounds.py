@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from callrec.events import Event
-from callrec.mqtt.backlog import JournalKeeper
-from callrec.store.journal import Journal
+from callrec.mqtt import JournalKeeper
+from callrec.store import Journal
 from mqtt_support import Broker, Rig, wait_until
 
 pytest_plugins = ["conftest_mqtt"]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from callrec.mqtt.settings import MqttSettings
+from callrec.config import MqttSettings
 from mqtt_support import Broker, Rig, Subscriber, make_tls, wait_until
 
 pytest_plugins = ["conftest_mqtt"]
@@ -105,7 +105,7 @@ def test_settings_refuse_unknown_keys_and_a_certificate_without_key() -> None:
 
 
 def test_default_device_id_is_stable_and_does_not_expose_the_machine_id(tmp_path: Path) -> None:
-    from callrec.mqtt.settings import default_device_id
+    from callrec.config import default_device_id
 
     machine_id = tmp_path / "machine-id"
     machine_id.write_text("3d1219c7c4c5404aaa1f6d2a48adfda4\n")

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from callrec import sdnotify
+from callrec.app import sdnotify
 
 
 class Listener:
@@ -98,7 +98,7 @@ def test_unreachable_socket_returns_false_instead_of_raising(
 
 def test_notify_from_a_child_process_reaches_the_parents_socket(listener: Listener) -> None:
     # The way systemd really runs us: another process, NOTIFY_SOCKET inherited.
-    code = "from callrec import sdnotify; raise SystemExit(0 if sdnotify.ready('up') else 1)"
+    code = "from callrec.app import sdnotify; raise SystemExit(0 if sdnotify.ready('up') else 1)"
     subprocess.run([sys.executable, "-c", code], check=True, env=os.environ.copy(), timeout=30)
     assert listener.receive() == {"READY": "1", "STATUS": "up"}
 

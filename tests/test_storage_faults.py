@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from callrec.bus import EventBus
-from callrec.recording.recorder import Audio, Begin, Finish, Recorder
-from callrec.store.index import CallIndex
-from callrec.store.journal import Journal
+from callrec.events import EventBus
+from callrec.recording import Audio, Begin, Finish, Recorder
+from callrec.store import CallIndex, Journal
 
 
 @pytest.fixture

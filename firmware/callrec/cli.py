@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from callrec import __version__
-from callrec import config as configmod
 from callrec.config import DEFAULT_CONFIG_PATH, Config, ConfigError
+from callrec.config import model as configmod
 
 log = logging.getLogger("callrec")
 
@@ -139,7 +139,7 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from callrec.service import StartupError, card_problems, load_sound
+    from callrec.app import StartupError, card_problems, load_sound
 
     path = args.file or args.config or DEFAULT_CONFIG_PATH
     try:
@@ -163,9 +163,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from callrec import sdnotify
-    from callrec.line.gpio_rpi import RpiGpioLine
-    from callrec.service import Service, StartupError, hardware_backend
+    from callrec.app import Service, StartupError, attach_front_ends, hardware_backend, sdnotify
+    from callrec.line import RpiGpioLine
 
     config = load_config(args)
     faulthandler.enable()  # a watchdog SIGABRT puts every thread's stack in the journal
@@ -178,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StartupError as error:
         print(f"callrec: cannot start: {error}", file=sys.stderr)
         return 1
-    _attach_front_ends(service, config, args.control_socket)
+    attach_front_ends(service, config, args.control_socket)
     sdnotify.status("waiting for the first audio period")
     while not stop.is_set() and service.core is not None and service.core.last_audio_monotonic == 0:
         stop.wait(0.05)
@@ -192,20 +191,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attach_front_ends(service: Any, config: Config, control_socket: Path | None = None) -> None:
-    """MQTT and the control socket (the console's way in) attach through the control API."""
-    if control_socket is not None:
-        from callrec.control_server import attach as attach_control
-
-        attach_control(service, control_socket)
-    # Always: with no mqtt.host it publishes nothing but still keeps the journal within its bounds.
-    from callrec.mqtt.service import attach
-
-    attach(service, config)
-
-
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from callrec.simulate import ScenarioError, load_scenario
+    from callrec.sim.simulation import ScenarioError, load_scenario
 
     if args.data is None:
         print("callrec simulate: --data DIR is required (where the recordings and index go)", file=sys.stderr)
@@ -231,8 +218,8 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
     and saved, the control socket removed; a second Ctrl-C abandons that and leaves the parts for
     `callrec recover`.
     """
-    from callrec.service import Service, StartupError, take_data_lock
-    from callrec.simulate import ScenarioError, prepare
+    from callrec.app import Service, StartupError, attach_front_ends, take_data_lock
+    from callrec.sim.simulation import ScenarioError, prepare
 
     try:
         lock = take_data_lock(config.storage.data_dir)
@@ -270,7 +257,7 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
         except StartupError as error:
             print(f"callrec simulate: cannot start: {error}", file=sys.stderr)
             return 1
-        _attach_front_ends(service, sim.config, control_socket)
+        attach_front_ends(service, sim.config, control_socket)
         assert service.core is not None
         while not service.core.finished.wait(0.2) and not interrupted.is_set():
             pass
@@ -293,7 +280,7 @@ def _print_event(stamped: Any) -> None:
 
 def cmd_console(args: argparse.Namespace) -> int:
     """The console must start even with a broken configuration: it is how a technician finds out."""
-    from callrec.console.session import run_console
+    from callrec.console import run_console
 
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
     try:
@@ -306,15 +293,14 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from callrec.demo import run_demo
+    from callrec.sim.demo import run_demo
 
     return run_demo(args)
 
 
 def _open_index(args: argparse.Namespace) -> Any:
     """The call index for reading: works on a read-only disk; a damaged one is a clear message."""
-    from callrec.store.damage import StoreDamaged
-    from callrec.store.index import CallIndex
+    from callrec.store import CallIndex, StoreDamaged
 
     config = load_config(args)
     path = config.storage.data_dir / "index.sqlite"
@@ -403,9 +389,9 @@ def _with_presence(record: dict[str, Any], data_dir: Path) -> dict[str, Any]:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from callrec.bus import EventBus
-    from callrec.recording.recover import list_quarantine, quarantine_dir, recover_all
-    from callrec.service import StartupError, open_store, take_data_lock
+    from callrec.app import StartupError, open_store, take_data_lock
+    from callrec.events import EventBus
+    from callrec.recording import list_quarantine, quarantine_dir, recover_all
 
     config = load_config(args)
     data_dir = config.storage.data_dir

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import soundfile
-from callrec.control_server import ControlClient
+from callrec.control import ControlClient
 from conftest import callrec, noise_wav
 from fault_support import start_simulate
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from callrec.control_server import ControlClient, ServiceUnreachable
+from callrec.control import ControlClient, ServiceUnreachable
 from conftest import callrec, noise_wav, scenario_toml
 from fault_support import small_disk, start_simulate  # noqa: F401 - fixture
 

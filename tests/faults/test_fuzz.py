@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from callrec import config as configmod
 from callrec.audio.sound import SoundError, load_announcement
 from callrec.config import ASSETS, ConfigError
-from callrec.console.lineedit import LineEditor
-from callrec.console.shell import Shell
-from callrec.control import CommandError
-from callrec.control_server import ControlClient, ControlServer
+from callrec.config import model as configmod
+from callrec.console import LineEditor, Shell
+from callrec.control import CommandError, ControlClient, ControlServer
 from callrec.dsp import callerid, fsk
 from callrec.dsp.callerid import CallerIdDetector
-from callrec.mqtt.commands import CommandHandler
+from callrec.mqtt import CommandHandler
 from callrec.sim.scenario import ScenarioError, load_scenario
 from fault_support import SOAK
 from hypothesis import HealthCheck, given, settings
@@ -198,7 +196,7 @@ def _wav(path: Path) -> None:
 
 def test_the_fuzzed_configuration_keys_are_real_ones():
     """The generator's keys must name real keys, or the fuzzing would only ever test typos."""
-    from callrec.tomlmodel import _model_in
+    from callrec.config.toml import _model_in
     from pydantic import BaseModel
 
     known: set[str] = set()

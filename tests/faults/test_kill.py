@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import soundfile
-from callrec.control_server import ControlClient
+from callrec.control import ControlClient
 from conftest import callrec, noise_wav, scenario_toml
 from fault_support import SOAK, start_simulate
 

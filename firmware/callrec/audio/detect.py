@@ -9,8 +9,7 @@ from __future__ import annotations
 import numpy as np
 import soxr
 
-from callrec.dsp.detection import SAMPLE_RATE, Detection
-from callrec.dsp.pipeline import LineDsp
+from callrec.dsp import SAMPLE_RATE, Detection, LineDsp
 
 
 class LineDetectors:

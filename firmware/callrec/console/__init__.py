@@ -1,0 +1,7 @@
+"""The technicians' serial console: line editing, the shell of commands, the port's session."""
+
+from callrec.console.lineedit import LineEditor
+from callrec.console.session import run_console
+from callrec.console.shell import Shell
+
+__all__ = ["LineEditor", "Shell", "run_console"]

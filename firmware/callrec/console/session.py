@@ -27,7 +27,7 @@ from callrec import __version__
 from callrec.config import Config
 from callrec.console.lineedit import LineEditor
 from callrec.console.shell import Shell
-from callrec.control_server import ControlClient
+from callrec.control import ControlClient
 
 log = logging.getLogger(__name__)
 

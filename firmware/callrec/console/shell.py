@@ -19,9 +19,8 @@ from pathlib import Path
 from callrec import __version__
 from callrec.config import Config
 from callrec.console import render
-from callrec.control import CommandError
-from callrec.control_server import ControlClient, ServiceUnreachable
-from callrec.store.damage import StoreDamaged
+from callrec.control import CommandError, ControlClient, ServiceUnreachable
+from callrec.store import StoreDamaged
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +164,7 @@ class Shell:
         path = self.data_dir / "index.sqlite"
         if not path.exists():
             return f"no call index at {path} yet"
-        from callrec.store.index import CallIndex
+        from callrec.store import CallIndex
 
         try:
             index = CallIndex(path, readonly=True)
@@ -184,7 +183,7 @@ class Shell:
         path = self.data_dir / "journal.sqlite"
         if not path.exists():
             return f"no event journal at {path} yet"
-        from callrec.store.journal import Journal
+        from callrec.store import Journal
 
         try:
             journal = Journal(path, readonly=True)

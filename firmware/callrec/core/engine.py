@@ -26,10 +26,9 @@ from callrec.audio.detect import LineDetectors
 from callrec.audio.playback import PlaybackFailed, PlaybackStarted
 from callrec.audio.preroll import PreRoll
 from callrec.audio.sound import Sound
-from callrec.bus import EventBus
-from callrec.calls import Call, new_call_id
 from callrec.config import Config
-from callrec.core.control import ControlApi
+from callrec.core.call import Call, new_call_id
+from callrec.core.commands import ControlApi
 from callrec.core.progress import CallProgress
 from callrec.core.state import (
     AUDIO_BATCH_PERIODS,
@@ -40,12 +39,10 @@ from callrec.core.state import (
     Player,
     Shutdown,
 )
-from callrec.events import Event, StampedEvent, utc_iso
+from callrec.events import Event, EventBus, StampedEvent, utc_iso
+from callrec.line import LedState, LineMonitor, MonitorSettings, RawEdge
 from callrec.line import monitor as sig
-from callrec.line.monitor import LineMonitor, MonitorSettings
-from callrec.line.port import LedState, RawEdge
-from callrec.recording.files import day_dir
-from callrec.recording.recorder import (
+from callrec.recording import (
     Audio,
     Begin,
     Finish,
@@ -55,6 +52,7 @@ from callrec.recording.recorder import (
     RecordingFailed,
     RecordingOpened,
     StorageChanged,
+    day_dir,
 )
 
 log = logging.getLogger(__name__)

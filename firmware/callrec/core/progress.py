@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 
 from callrec.audio.capture import AudioPeriod
-from callrec.calls import Call
+from callrec.core.call import Call
 from callrec.core.state import VOICE_DBFS, VOICE_MIN_S, LineState
-from callrec.dsp.detection import Detection
-from callrec.recording.recorder import Note
+from callrec.dsp import Detection
+from callrec.recording import Note
 
 
 class CallProgress:

@@ -11,8 +11,8 @@ import numpy as np
 
 from callrec.audio.detect import LineDetectors
 from callrec.audio.preroll import PreRoll
-from callrec.calls import Call
-from callrec.line.monitor import LineMonitor
+from callrec.core.call import Call
+from callrec.line import LineMonitor
 
 PREROLL_SLACK_S = 2.0   # the decision comes a debounce after the edge: keep that much more
 # Audio goes to the recorder in batches of this many periods (200 ms at 20 ms): one queue hand-over

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..regions import PROFILES
+from callrec.config import PROFILES
+
 from .detection import SAMPLE_RATE, Detection
 from .pipeline import LineDsp
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..regions import PROFILES, RegionProfile
+from callrec.config import PROFILES, RegionProfile
+
 from .detection import SAMPLE_RATE, Detection, dbm0_to_power
 
 FRAME = 160

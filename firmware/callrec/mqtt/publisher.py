@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 
 from callrec.events import StampedEvent
-from callrec.store.journal import Journal
+from callrec.store import Journal
 
 log = logging.getLogger(__name__)
 

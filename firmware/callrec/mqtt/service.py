@@ -32,14 +32,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from callrec.bus import EventBus
+from callrec.config import MqttSettings
 from callrec.control import Device
-from callrec.events import Event, StampedEvent
+from callrec.events import Event, EventBus, StampedEvent
 from callrec.mqtt.backlog import JournalKeeper
 from callrec.mqtt.commands import CommandHandler
 from callrec.mqtt.discovery import discovery_payload
 from callrec.mqtt.publisher import EventWindow
-from callrec.mqtt.settings import MqttSettings
 from callrec.mqtt.topics import (
     ALARM_FIELDS,
     LINE_STATE_FIELDS,
@@ -558,17 +557,3 @@ def _drain(acks: deque[int]) -> list[int]:
 
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def attach(service: Any, config: Any) -> MqttService:
-    """Wire MQTT to a started `callrec.service.Service`: its bus, its core as the Device.
-
-    The service stops its `extras` after the core and the recorder (so the last calls' events are
-    published) and before it closes the journal, so `offline` goes out while the journal is open.
-    """
-    if service.bus is None or service.core is None:
-        raise RuntimeError("attach MQTT after Service.start()")
-    mqtt_service = MqttService(config.mqtt, service.bus, service.core)
-    mqtt_service.start()
-    service.extras.append(mqtt_service)
-    return mqtt_service

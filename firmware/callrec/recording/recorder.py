@@ -35,8 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from callrec.bus import EventBus
-from callrec.events import Event
+from callrec.events import Event, EventBus
 from callrec.recording.files import (
     FinalFile,
     PartWriter,
@@ -45,7 +44,7 @@ from callrec.recording.files import (
     recordings_root,
     write_json_atomic,
 )
-from callrec.store.index import CallIndex
+from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
 

@@ -32,8 +32,7 @@ from typing import Any
 
 import soundfile
 
-from callrec.bus import EventBus
-from callrec.events import Event, utc_iso
+from callrec.events import Event, EventBus, utc_iso
 from callrec.recording.files import (
     META_SUFFIX,
     PART_SUFFIX,
@@ -43,7 +42,7 @@ from callrec.recording.files import (
     write_json_atomic,
 )
 from callrec.recording.recorder import emit_ended, emit_saved, recording_fields
-from callrec.store.index import CallIndex
+from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
 

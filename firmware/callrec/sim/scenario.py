@@ -18,7 +18,7 @@ from typing import Literal
 import soundfile
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from callrec.tomlmodel import TomlModel, field_problems, report
+from callrec.config import TomlModel, field_problems, report
 
 
 class ScenarioError(Exception):

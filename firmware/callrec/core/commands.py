@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from callrec.calls import Call
 from callrec.control import CommandError
+from callrec.core.call import Call
 from callrec.core.state import ControlRequest, LineState
-from callrec.recording.recorder import Mark
+from callrec.recording import Mark
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import soundfile
 
-from callrec import config as configmod
 from callrec.config import ASSETS
+from callrec.config import model as configmod
 
 RATE = 8000
 CONVERSATIONS = {
@@ -56,8 +56,8 @@ DIALLED = "5550123"
 
 def exchange_signals(line: int) -> tuple[np.ndarray, float]:
     """What the exchange sends on each line before anyone talks, and when the talking may start."""
+    from callrec.config import PROFILES
     from callrec.dsp import callerid, gen
-    from callrec.regions import PROFILES
 
     tones = PROFILES["US"].tones
     if line == 1:   # Bell 202 MDMF caller ID in the silence after the first ring
@@ -102,7 +102,7 @@ def speech(lines: list[str], path: Path, line: int) -> float:
 
 def run_demo(args: argparse.Namespace) -> int:
     from callrec.cli import run_simulation
-    from callrec.simulate import load_scenario
+    from callrec.sim.simulation import load_scenario
 
     data = args.data or Path(tempfile.mkdtemp(prefix="callrec-demo-"))
     work = data / "demo-scenario"
@@ -125,7 +125,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _call_ids(data: Path) -> list[str]:
-    from callrec.store.index import CallIndex
+    from callrec.store import CallIndex
 
     path = data / "index.sqlite"
     if not path.exists():
@@ -135,7 +135,7 @@ def _call_ids(data: Path) -> list[str]:
 
 
 def print_summary(data: Path, call_ids: list[str]) -> None:
-    from callrec.store.index import CallIndex
+    from callrec.store import CallIndex
 
     with CallIndex(data / "index.sqlite") as index:
         records = sorted((index.get(c) for c in call_ids), key=lambda r: (r or {}).get("line", 0))

@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callrec.control import CommandError, Device, Refused, parse_object, request_id, validate_command
+from callrec.control.api import CommandError, Device, Refused, parse_object, request_id, validate_command
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SOCKET = Path("/run/callrec/control.sock")
 SOCKET_MODE = 0o660
 MAX_REQUEST_BYTES = 8192
 MAX_CLIENTS = 16
@@ -263,97 +262,3 @@ def _peer(client: socket.socket) -> str:
     except (OSError, struct.error):
         return "unknown peer"
     return f"pid {pid} uid {uid}"
-
-
-# ---- wiring ----------------------------------------------------------------------------------------
-
-
-def attach(service: Any, path: Path) -> ControlServer | None:
-    """Start the control socket for a started `callrec.service.Service`; None when it cannot bind.
-
-    A missing /run/callrec (a development machine) or a path in use is a warning, not a crash: the
-    recorder matters more than its maintenance door.
-    """
-    if service.core is None:
-        raise RuntimeError("attach the control socket after Service.start()")
-    server = ControlServer(service.core, path)
-    try:
-        server.start()
-    except OSError as error:
-        log.warning("control socket not available at %s: %s (the console will not reach this service)",
-                    path, error.strerror or error)
-        return None
-    service.extras.append(server)
-    return server
-
-
-# ---- client ----------------------------------------------------------------------------------------
-
-
-class ServiceUnreachable(Exception):
-    """Nobody answers on the control socket: the service is not running (or not yet)."""
-
-
-class ControlClient:
-    """The console's and the CLI's side: one short connection per request.
-
-    Connecting per request means a restarted service is picked up without any reconnect logic, and
-    an idle console holds no server thread.
-    """
-
-    def __init__(self, path: Path = DEFAULT_SOCKET, timeout_s: float = 8.0) -> None:
-        self.path = Path(path)
-        self.timeout_s = timeout_s   # longer than the core's own 5 s command timeout
-        self._next_id = 0
-
-    def request(self, cmd: str, **fields: Any) -> Any:
-        """Send one request and return its result; CommandError when refused."""
-        self._next_id += 1
-        payload = json.dumps({"id": self._next_id, "cmd": cmd, **fields}, ensure_ascii=False).encode() + b"\n"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(self.timeout_s)
-            try:
-                sock.connect(str(self.path))
-            except (FileNotFoundError, ConnectionRefusedError) as error:
-                raise ServiceUnreachable(f"no service answers on {self.path} ({error.strerror})") from None
-            except PermissionError:
-                raise ServiceUnreachable(f"no permission to open {self.path} (run as user callrec)") from None
-            try:
-                sock.sendall(payload)
-                reply = _read_line(sock)
-            except TimeoutError:
-                raise ServiceUnreachable(f"the service did not answer on {self.path} in time") from None
-            except OSError as error:
-                raise ServiceUnreachable(f"the connection to {self.path} failed: {error}") from None
-        try:
-            response = json.loads(reply)
-        except ValueError:
-            raise ServiceUnreachable(f"garbled answer on {self.path}") from None
-        if not response.get("ok"):
-            raise CommandError(response.get("error") or "refused")
-        return response.get("result")
-
-    def status(self) -> list[dict[str, Any]]:
-        return self.request("status")
-
-    def alarms(self) -> list[dict[str, Any]]:
-        return self.request("alarms")
-
-    def stats(self) -> dict[str, Any]:
-        return self.request("stats")
-
-    def levels(self) -> dict[str, Any]:
-        return self.request("levels")
-
-    def command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("command", name=name, args=args or {})
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise OSError("the service closed the connection")
-        data += chunk
-    return data.split(b"\n", 1)[0]

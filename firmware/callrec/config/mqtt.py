@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from callrec.tomlmodel import TomlModel
+from callrec.config.toml import TomlModel
 
 log = logging.getLogger(__name__)
 

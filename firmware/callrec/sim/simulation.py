@@ -31,13 +31,12 @@ import numpy as np
 import soundfile
 import soxr
 
+from callrec.app import Backend, channel_problems
 from callrec.audio.playback import PlaybackStarted
 from callrec.audio.sound import SoundError, to_int16
-from callrec.config import Config, ConfigError
-from callrec.line.gpio_sim import SimulatedLine
-from callrec.service import Backend, channel_problems
+from callrec.config import Config, ConfigError, report
+from callrec.line import SimulatedLine
 from callrec.sim.scenario import Scenario, ScenarioError, ScenarioEvent, ScenarioLine, load_scenario
-from callrec.tomlmodel import report
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioEvent", "ScenarioLine", "Simulation", "load_scenario", "prepare"]
 

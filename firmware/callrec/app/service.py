@@ -22,17 +22,12 @@ from typing import Any
 from callrec.audio.capture import AudioDeviceError, CaptureGroup, CaptureTap, ChannelMissing
 from callrec.audio.playback import PlaybackGroup, Wire
 from callrec.audio.sound import Sound, SoundError, load_announcement
-from callrec.bus import EventBus, Listener
 from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core
-from callrec.events import Event
-from callrec.line.port import LineSource
-from callrec.recording.recorder import Recorder
-from callrec.recording.recover import Reconciled, recover_all
-from callrec.store.damage import StoreDamaged, move_aside
-from callrec.store.index import CallIndex
-from callrec.store.journal import Journal
-from callrec.store.lock import DataDirBusy, DataLock
+from callrec.events import Event, EventBus, Listener
+from callrec.line import LineSource
+from callrec.recording import Reconciled, Recorder, recover_all
+from callrec.store import CallIndex, DataDirBusy, DataLock, Journal, StoreDamaged, move_aside
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from callrec.events import Event, StampedEvent
-from callrec.store.journal import Journal
+from callrec.events.model import Event, StampedEvent
+
+if TYPE_CHECKING:   # the journal is the store's; it speaks events, so no import back at run time
+    from callrec.store import Journal
 
 log = logging.getLogger(__name__)
 

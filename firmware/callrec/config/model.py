@@ -13,12 +13,12 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from callrec.mqtt.settings import MqttSettings
-from callrec.regions import PROFILES, RegionProfile, Tone
-from callrec.tomlmodel import TomlModel, field_problems, report
+from callrec.config.mqtt import MqttSettings
+from callrec.config.regions import PROFILES, RegionProfile, Tone
+from callrec.config.toml import TomlModel, field_problems, report
 
 DEFAULT_CONFIG_PATH = Path("/etc/callrec/callrec.toml")
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).parent.parent / "assets"
 
 
 class ConfigError(Exception):

@@ -1,0 +1,24 @@
+"""The configuration: one TOML file, its models, the region profiles and the MQTT settings."""
+
+from callrec.config.model import (
+    ASSETS,
+    DEFAULT_CONFIG_PATH,
+    AnnouncementConfig,
+    AudioConfig,
+    Config,
+    ConfigError,
+    HookConfig,
+    LineConfig,
+    SignalsConfig,
+    StorageConfig,
+    TelephonyConfig,
+    load,
+    parse,
+)
+from callrec.config.mqtt import MqttSettings, default_device_id
+from callrec.config.regions import PROFILES, RegionProfile, Tone
+from callrec.config.toml import TomlModel, field_problems, report
+
+__all__ = ["ASSETS", "DEFAULT_CONFIG_PATH", "PROFILES", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError",
+           "HookConfig", "LineConfig", "MqttSettings", "RegionProfile", "SignalsConfig", "StorageConfig",
+           "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "load", "parse", "report"]
