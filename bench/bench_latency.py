@@ -24,7 +24,7 @@ import numpy as np
 import soundfile
 from callrec.app import Service
 from callrec.config import model as configmod
-from callrec.sim.simulation import Scenario, ScenarioEvent, ScenarioLine, prepare
+from callrec.sim import Scenario, ScenarioEvent, ScenarioLine, prepare
 
 
 def main() -> None:
@@ -44,11 +44,9 @@ def main() -> None:
         # wait for the far end, which this silent line never gives.
         config = configmod.parse({"storage": {"data_dir": str(work / "data"), "min_call_seconds": 0.5},
                                   "signals": {"outbound_announcement": "offhook"}})
-        holder: dict[str, Service] = {}
-        sim = prepare(config, scenario, realtime=True, explicit_config=False,
-                      post=lambda item: holder["s"].core.post(item),
-                      caught_up=lambda: holder["s"].wait_settled())
-        service = holder["s"] = Service(sim.config, sim.backend)
+        sim = prepare(config, scenario, realtime=True, explicit_config=False)
+        service = Service(sim.config, sim.backend)
+        sim.bind(service.wait_settled, service.player_idle)
         try:
             service.start()
             assert service.core is not None
@@ -63,8 +61,8 @@ def main() -> None:
             service.stop()
         finally:
             sim.close()
-        tap = sim.taps[1]
-        edges = [tap.edge_monotonic[e.at] for e in events if e.active]
+        card = sim.card_of(1)
+        edges = [card.edge_monotonic[e.at] for e in events if e.active]
         handed = [t for line, kind, t in service.players[0].handovers if kind == "announcement"]
         latencies = []
         for edge in edges:

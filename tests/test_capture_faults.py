@@ -18,7 +18,7 @@ from conftest import callrec
 SCRIPT = textwrap.dedent("""
     import json, os, signal, socket, subprocess, sys, time
     from pathlib import Path
-    from callrec.audio.capture import AudioPeriod, CaptureFault, CaptureGroup
+    from callrec.audio import AlsaBackend, AudioPeriod, CaptureFault, CaptureGroup, PcmSpec
     workdir = Path(sys.argv[1])
     env = dict(os.environ, HOME=str(workdir), XDG_RUNTIME_DIR=str(workdir / "pulse"))
 
@@ -44,7 +44,8 @@ SCRIPT = textwrap.dedent("""
 
     server = pulse()
     items = []
-    group = CaptureGroup("callrec_test_in", {1: 0}, 8000, 160, items.append, lambda f: f / 8000, backoff_s=0.1)
+    source = AlsaBackend().source(PcmSpec("callrec_test_in", "capture", 1, 8000, 160))
+    group = CaptureGroup(source, {1: 0}, items.append, lambda f: f / 8000, backoff_s=0.1)
     group.open()
     group.start()
     wait(lambda: sum(isinstance(i, AudioPeriod) for i in items) > 10)

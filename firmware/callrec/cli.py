@@ -192,7 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from callrec.sim.simulation import ScenarioError, load_scenario
+    from callrec.sim import ScenarioError, load_scenario
 
     if args.data is None:
         print("callrec simulate: --data DIR is required (where the recordings and index go)", file=sys.stderr)
@@ -219,20 +219,15 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
     `callrec recover`.
     """
     from callrec.app import Service, StartupError, attach_front_ends, take_data_lock
-    from callrec.sim.simulation import ScenarioError, prepare
+    from callrec.sim import ScenarioError, prepare
 
     try:
         lock = take_data_lock(config.storage.data_dir)
     except StartupError as error:
         print(f"callrec simulate: {error}", file=sys.stderr)
         return 1
-    holder: dict[str, Any] = {}
     try:
-        sim = prepare(config, scenario, realtime=realtime, explicit_config=explicit_config,
-                      post=lambda item: holder["service"].core.post(item),
-                      caught_up=lambda: holder["service"].wait_settled(),
-                      awaiting=lambda line: holder["service"].core.awaiting_answer(line),
-                      workdir=workdir)
+        sim = prepare(config, scenario, realtime=realtime, explicit_config=explicit_config, workdir=workdir)
     except ScenarioError as error:
         lock.release()
         print(f"callrec simulate: {error}", file=sys.stderr)
@@ -241,7 +236,8 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
         lock.release()
         raise
     listeners = [_print_event] if print_events else []
-    service = holder["service"] = Service(sim.config, sim.backend, listeners, lock=lock)
+    service = Service(sim.config, sim.backend, listeners, lock=lock)
+    sim.bind(service.wait_settled, service.player_idle)
     interrupted = threading.Event()
     previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
 

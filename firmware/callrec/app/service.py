@@ -4,7 +4,7 @@
 announcement, opens every PCM (a clear start-up error if one cannot be opened), and starts the
 recorder, the core, the players, the capture threads and the line source, in that order, so that
 nothing produces input before its consumer runs. What differs between a Pi and a simulation is only
-the `Backend`: the line source, the clocks, and simulation's taps on capture and playback.
+the `Backend`: the hardware behind the line port and the audio port, and the clocks.
 """
 
 from __future__ import annotations
@@ -19,11 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callrec.audio.capture import AudioDeviceError, CaptureGroup, CaptureTap, ChannelMissing
-from callrec.audio.playback import PlaybackGroup, Wire
-from callrec.audio.sound import Sound, SoundError, load_announcement
+from callrec.audio import (
+    AudioBackend,
+    AudioDeviceError,
+    CaptureGroup,
+    ChannelMissing,
+    Clock,
+    Handover,
+    PcmSpec,
+    PlaybackGroup,
+    Sound,
+    SoundError,
+    load_announcement,
+    native_channels,
+)
 from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core
+from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, Listener
 from callrec.line import LineSource
 from callrec.recording import Reconciled, Recorder, recover_all
@@ -32,29 +44,35 @@ from callrec.store import CallIndex, DataDirBusy, DataLock, Journal, StoreDamage
 log = logging.getLogger(__name__)
 
 
-class StartupError(Exception):
+class StartupError(CallrecError, RuntimeError):
     """The service cannot start as configured; the message says what to fix."""
 
 
 @dataclass
 class Backend:
+    """What differs between a Pi and a simulation: the hardware behind the two ports, the clocks."""
+
     line_source: LineSource
-    capture_clock: Callable[[int], Callable[[int], float]]   # rate -> (frames -> core time)
-    playback_clock: Callable[[], float]
+    audio: AudioBackend
+    capture_clock: Callable[[PcmSpec], Clock]          # frames read -> core time of the last of them
+    playback_clock: Callable[[PcmSpec], Callable[[], float]]   # core time a sample written now sounds
     wall_of: Callable[[float], float]
-    taps: dict[str, CaptureTap] = field(default_factory=dict)
-    wire: Wire | None = None
-    core_clock: Callable[[], float] | None = None   # hardware: the core wakes itself for timed decisions
-    capture_batch: int = 5               # ALSA periods handed to the core at once
+    core_clock: Callable[[], float] | None = None      # hardware: the core wakes itself for timed decisions
+    capture_batch: int = 5                              # periods handed to the core at once
+    handover: Callable[[PcmSpec], Handover | None] = lambda spec: None   # earlier hand-overs (simulation)
     queue_size: int = 0
-    simulated: bool = False
+    finite: bool = False                               # the sources end (a scenario): so does the service
+    listeners: list[Listener] = field(default_factory=list)   # the backend follows the event stream
 
 
 def hardware_backend(line_source: LineSource) -> Backend:
+    from callrec.audio.alsa import AlsaBackend
+
     return Backend(
         line_source=line_source,
-        capture_clock=lambda rate: (lambda frames: time.monotonic()),
-        playback_clock=time.monotonic,
+        audio=AlsaBackend(),
+        capture_clock=lambda spec: (lambda frames: time.monotonic()),
+        playback_clock=lambda spec: time.monotonic,
         core_clock=time.monotonic,
         # Read the wall clock at each use: a Pi has no RTC and NTP may set the clock after start.
         wall_of=lambda t: time.time() - (time.monotonic() - t),
@@ -136,16 +154,10 @@ def channel_problems(config: Config, kind: str, device: str, available: int) -> 
 def card_problems(config: Config) -> list[str]:
     """Channels that the sound cards of this machine do not have (`check-config`): each card is
     asked once; one that is absent or busy (the service has it open) cannot be, and is skipped."""
-    try:
-        import alsaaudio
-    except ImportError:
-        return []
-    from callrec.audio.capture import native_channels
-
     problems: list[str] = []
     for kind in ("capture", "playback"):
         for device in dict.fromkeys(getattr(line, f"{kind}_pcm") for line in config.lines):
-            available = native_channels(alsaaudio, kind, device)
+            available = native_channels(kind, device)
             if available is not None:
                 problems += channel_problems(config, kind, device, available)
     return problems
@@ -202,7 +214,7 @@ class Service:
             raise
         self.journal, self.index = store.journal, store.index
         self.bus = EventBus(self.journal)
-        for listener in self.listeners:
+        for listener in [*self.listeners, *self.backend.listeners]:
             self.bus.subscribe(listener)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
@@ -219,7 +231,7 @@ class Service:
         self.core = core = Core(
             config, self.bus, self.recorder, core_players, self.backend.line_source.set_led,
             self.backend.wall_of, sound,
-            expected_captures=len(capture_pcms) if self.backend.simulated else None,
+            expected_captures=len(capture_pcms) if self.backend.finite else None,
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
         )
@@ -232,19 +244,21 @@ class Service:
         if self.reconciled.recovered:
             log.info("recovered %d interrupted recording(s)", len(self.reconciled.recovered))
         try:
+            rate = config.audio.sample_rate
             for pcm, channels in playback_pcms.items():
-                player = PlaybackGroup(pcm, channels, config.audio.sample_rate, period, core.post,
-                                       self.backend.playback_clock, wire=self.backend.wire)
+                spec = PcmSpec(pcm, "playback", max(channels.values()) + 1, rate, period)
+                player = PlaybackGroup(self.backend.audio.sink(spec), channels, core.post,
+                                       self.backend.playback_clock(spec))
                 player.open()
                 self.players.append(player)
                 for line_id in channels:
                     core_players[line_id] = player
             for pcm, channels in capture_pcms.items():
-                capture = CaptureGroup(pcm, channels, config.audio.sample_rate, period, core.post,
-                                       self.backend.capture_clock(config.audio.sample_rate),
-                                       tap=self.backend.taps.get(pcm),
-                                       backoff_s=config.audio.reopen_backoff_s,
-                                       batch_periods=self.backend.capture_batch)
+                spec = PcmSpec(pcm, "capture", max(channels.values()) + 1, rate, period)
+                capture = CaptureGroup(self.backend.audio.source(spec), channels, core.post,
+                                       self.backend.capture_clock(spec), backoff_s=config.audio.reopen_backoff_s,
+                                       batch_periods=self.backend.capture_batch,
+                                       handover=self.backend.handover(spec))
                 capture.open()
                 self.captures.append(capture)
         except ChannelMissing as error:
@@ -280,6 +294,12 @@ class Service:
         self.core.wait_caught_up()
         self.recorder.wait_idle(finished=False)
         self.core.wait_caught_up()
+        for player in self.players:   # what the core asked to play has reached the line
+            player.wait_started()
+
+    def player_idle(self, pcm: str) -> bool:
+        """The player of this playback PCM has nothing to play."""
+        return all(player.idle for player in self.players if player.pcm == pcm)
 
     def healthy(self, stale_s: float = 2.0) -> bool:
         """For the watchdog: the core loop turns and every capture thread shows signs of life.
@@ -327,8 +347,6 @@ class Service:
             self._lock.release()
 
     def _close_audio(self) -> None:
-        for capture in self.captures:
-            handle = getattr(capture, "_handle", None)
-            if handle is not None:
-                with contextlib.suppress(Exception):
-                    handle.close()
+        for group in [*self.captures, *self.players]:
+            with contextlib.suppress(Exception):
+                group.close()

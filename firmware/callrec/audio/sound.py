@@ -7,6 +7,7 @@ filter. Both are better than anything we would write by hand, and both ship whee
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +15,10 @@ import numpy as np
 import soundfile
 import soxr
 
+from callrec.errors import CallrecError
 
-class SoundError(Exception):
+
+class SoundError(CallrecError, ValueError):
     """A sound file could not be used; the message says which file and why."""
 
 
@@ -33,23 +36,43 @@ class Sound:
         return len(self.samples) / self.rate
 
 
-def read_mono(path: Path, rate: int, channel: int | None = None) -> np.ndarray:
-    """Any WAV/FLAC as float mono at `rate`: one channel if given, else the mix of all."""
+def stream_mono(path: Path, rate: int, channel: int | None = None, blocksize: int = 65536) -> Iterator[np.ndarray]:
+    """Any WAV/FLAC as float32 mono blocks at `rate`: one channel if given, else the mix of all.
+
+    The one audio file reader of callrec. Block by block (libsndfile in, soxr's streaming
+    resampler with its state across blocks), so an hour of audio costs no more memory than a block.
+    SoundError names the file when it cannot be read.
+    """
     try:
-        data, file_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        info = soundfile.info(str(path))
+        blocks = soundfile.blocks(str(path), blocksize=blocksize, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
         raise SoundError(f"{path}: not a readable audio file ({error})") from None
-    if data.shape[0] == 0:
+    if channel is not None and channel >= info.channels:
+        raise SoundError(f"{path}: has {info.channels} channel(s), channel {channel} asked for")
+    resampler = soxr.ResampleStream(info.samplerate, rate, 1, dtype="float32", quality="HQ") \
+        if info.samplerate != rate else None
+    delivered = 0
+    try:
+        for block in blocks:
+            mono = block[:, channel] if channel is not None else block.mean(axis=1)
+            if resampler is not None:
+                mono = resampler.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32))
+            delivered += len(mono)
+            yield np.asarray(mono, dtype=np.float32)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise SoundError(f"{path}: not a readable audio file ({error})") from None
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+        delivered += len(tail)
+        yield np.asarray(tail, dtype=np.float32)
+    if delivered == 0:
         raise SoundError(f"{path}: the file holds no audio")
-    if channel is not None:
-        if channel >= data.shape[1]:
-            raise SoundError(f"{path}: has {data.shape[1]} channel(s), channel {channel} asked for")
-        mono = data[:, channel]
-    else:
-        mono = data.mean(axis=1)
-    if file_rate != rate:
-        mono = soxr.resample(mono, file_rate, rate, quality="HQ")
-    return np.asarray(mono, dtype=np.float32)
+
+
+def read_mono(path: Path, rate: int, channel: int | None = None) -> np.ndarray:
+    """A whole audio file as float32 mono at `rate` (see stream_mono)."""
+    return np.concatenate(list(stream_mono(path, rate, channel)))
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:

@@ -16,12 +16,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from callrec.config.mqtt import MqttSettings
 from callrec.config.regions import PROFILES, RegionProfile, Tone
 from callrec.config.toml import TomlModel, field_problems, report
+from callrec.errors import CallrecError
 
 DEFAULT_CONFIG_PATH = Path("/etc/callrec/callrec.toml")
 ASSETS = Path(__file__).parent.parent / "assets"
 
 
-class ConfigError(Exception):
+class ConfigError(CallrecError, ValueError):
     """The configuration is not usable; the message lists every problem with its key path."""
 
 

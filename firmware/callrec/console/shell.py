@@ -20,6 +20,7 @@ from callrec import __version__
 from callrec.config import Config
 from callrec.console import render
 from callrec.control import CommandError, ControlClient, ServiceUnreachable
+from callrec.errors import CallrecError
 from callrec.store import StoreDamaged
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _NUMBER = re.compile(r"^[0-9]{1,6}$")   # ASCII digits only: int() would also ta
 OFFLINE_COMMANDS = ("calls", "logs", "config", "version")
 
 
-class UsageError(Exception):
+class UsageError(CallrecError, ValueError):
     """The command line was wrong; the message is the usage text."""
 
 

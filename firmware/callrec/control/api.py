@@ -12,12 +12,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from callrec.errors import CallrecError
 
-class CommandError(Exception):
+
+class CommandError(CallrecError, ValueError):
     """A command was refused: wrong arguments, wrong line state. The message is shown to the caller."""
 
 
-class Refused(Exception):
+class Refused(CallrecError, ValueError):
     """A request a front end turns away before it reaches the Device; the text is the reply's `error`."""
 
 

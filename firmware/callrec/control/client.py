@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from callrec.control.api import CommandError
+from callrec.errors import CallrecError
 
 DEFAULT_SOCKET = Path("/run/callrec/control.sock")
 
 
-class ServiceUnreachable(Exception):
+class ServiceUnreachable(CallrecError, ConnectionError):
     """Nobody answers on the control socket: the service is not running (or not yet)."""
 
 

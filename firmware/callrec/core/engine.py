@@ -146,12 +146,6 @@ class Core(CallProgress, ControlApi):
             self._audio_room.acquire()
         self._queue.put(item)
 
-    def awaiting_answer(self, line: int) -> bool:
-        """An outbound call on the line waits for the far end (read from any thread: a hint only)."""
-        state = self.lines.get(line)
-        call = state.call if state is not None else None
-        return call is not None and call.answer_pending
-
     def wait_caught_up(self) -> None:
         """Block until every input posted so far has been decided on (simulation pacing)."""
         self._queue.join()

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from callrec.config import PROFILES
+from callrec.errors import CallrecError
 
 from .detection import SAMPLE_RATE, Detection
 from .pipeline import LineDsp
@@ -24,7 +25,7 @@ from .pipeline import LineDsp
 PERIOD = 160
 
 
-class AnalyzeError(Exception):
+class AnalyzeError(CallrecError, ValueError):
     """The input cannot be analysed (unreadable, empty, no such channel)."""
 
 

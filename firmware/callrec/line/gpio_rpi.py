@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from callrec.config import LineConfig
+from callrec.errors import CallrecError
 from callrec.line.port import EdgeSink, LedState, RawEdge, Signal
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 BLINK_HZ = 2.0   # a line that cannot record blinks its LED
 
 
-class GpioUnavailable(RuntimeError):
+class GpioUnavailable(CallrecError, RuntimeError):
     """RPi.GPIO cannot be used here (not a Pi, no permission): a start-up error, not a crash loop."""
 
 

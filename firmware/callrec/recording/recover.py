@@ -32,6 +32,7 @@ from typing import Any
 
 import soundfile
 
+from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, utc_iso
 from callrec.recording.files import (
     META_SUFFIX,
@@ -63,7 +64,7 @@ class Reconciled:
     postponed: list[str] = field(default_factory=list)
 
 
-class Unrecoverable(ValueError):
+class Unrecoverable(CallrecError, ValueError):
     """A part that names no call and has no readable metadata: nothing can be registered."""
 
 

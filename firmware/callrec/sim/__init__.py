@@ -1,0 +1,7 @@
+"""The simulator: scenarios, the simulated line and sound cards, the demo (docs: README, Command line)."""
+
+from callrec.sim.scenario import Scenario, ScenarioError, ScenarioEvent, ScenarioFault, ScenarioLine, load_scenario
+from callrec.sim.simulation import SIM_CARD_CHANNELS, Simulation, prepare
+
+__all__ = ["SIM_CARD_CHANNELS", "Scenario", "ScenarioError", "ScenarioEvent", "ScenarioFault", "ScenarioLine",
+           "Simulation", "load_scenario", "prepare"]

@@ -102,7 +102,7 @@ def speech(lines: list[str], path: Path, line: int) -> float:
 
 def run_demo(args: argparse.Namespace) -> int:
     from callrec.cli import run_simulation
-    from callrec.sim.simulation import load_scenario
+    from callrec.sim import load_scenario
 
     data = args.data or Path(tempfile.mkdtemp(prefix="callrec-demo-"))
     work = data / "demo-scenario"

@@ -19,9 +19,10 @@ import soundfile
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from callrec.config import TomlModel, field_problems, report
+from callrec.errors import CallrecError
 
 
-class ScenarioError(Exception):
+class ScenarioError(CallrecError, ValueError):
     """The scenario file is wrong; the message names the file, the key and what is allowed."""
 
 

@@ -14,12 +14,14 @@ import logging
 import sqlite3
 from pathlib import Path
 
+from callrec.errors import CallrecError
+
 log = logging.getLogger(__name__)
 
 SIDE_FILES = ("-wal", "-shm")
 
 
-class StoreDamaged(Exception):
+class StoreDamaged(CallrecError, ValueError):
     """An index or journal file is not a usable sqlite database; `path` names it."""
 
     def __init__(self, path: Path, reason: str) -> None:

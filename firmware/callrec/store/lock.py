@@ -12,8 +12,10 @@ import fcntl
 import os
 from pathlib import Path
 
+from callrec.errors import CallrecError
 
-class DataDirBusy(Exception):
+
+class DataDirBusy(CallrecError, RuntimeError):
     """Another process owns the data directory; the message says which and what to do."""
 
 
