@@ -20,7 +20,7 @@ from callrec.audio.sound import load_announcement
 from callrec.config import parse
 from callrec.control import CommandError
 from callrec.core import ControlRequest, Core
-from callrec.events import EventBus
+from callrec.events import AlarmBoard, EventBus, LineBoard
 from callrec.line import RawEdge
 from callrec.recording import Recorder, RecordingFailed, RecordingOpened, StorageChanged
 from callrec.store import CallIndex, Journal
@@ -55,6 +55,9 @@ class Rig:
         self.bus = EventBus(self.journal)
         self.events: list[dict] = []
         self.bus.subscribe(lambda e: self.events.append(e.as_dict()))
+        self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()   # as the service wires them
+        self.bus.subscribe(self.lines_board)
+        self.bus.subscribe(self.alarms_board)
         # What the recorder answers (a call's file opened or failed) reaches the core as it does in
         # the service, as inputs, here taken on the test's thread before the next input.
         self.reports: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -66,6 +69,7 @@ class Rig:
         sound = load_announcement(self.config.announcement_file(), RATE)
         self.core = Core(self.config, self.bus, self.recorder, {1: self.player, 2: self.player},
                          lambda line, on: self.leds.append((line, on)), lambda t: 1_800_000_000 + t, sound)
+        self.core.show_states()
         self.frames = {1: 0, 2: 0}
         self.level = 1000
 
@@ -118,13 +122,13 @@ def test_recording_led_is_lit_for_the_call_only(rig):
 
 
 def test_line_state_follows_ringing_and_recording(rig):
-    assert rig.core.line_states()[0]["state"] == "idle"
+    assert rig.lines_board.states()[0]["state"] == "idle"
     rig.edge("ring", True)
     rig.audio(1.0)
-    assert rig.core.line_states()[0]["state"] == "ringing"
+    assert rig.lines_board.states()[0]["state"] == "ringing"
     rig.edge("hook", True)
     rig.audio(0.5)
-    state = rig.core.line_states()[0]
+    state = rig.lines_board.states()[0]
     assert state["state"] == "recording" and state["direction"] == "inbound" and state["call_id"]
 
 
@@ -132,12 +136,12 @@ def test_announcement_proof_is_taken_from_when_the_first_sample_reached_the_line
     rig.audio(1)
     rig.edge("hook", True)
     rig.audio(0.5)
-    assert rig.player.played == [(1, "announcement", pytest.approx(rig.core.announcement.samples.size))]
+    assert rig.player.played == [(1, "announcement", pytest.approx(rig.core.calls.announcement.samples.size))]
     rig.core.process(PlaybackStarted(1, "announcement", rig.frames[1] / RATE, 0.0))
     rig.audio(8)
     played = [e for e in rig.events if e["type"] == "announcement.played"][0]
     assert played["completed"] and played["started_s"] == pytest.approx(0.5, abs=0.001)
-    assert played["ended_s"] - played["started_s"] == pytest.approx(rig.core.announcement.duration_s, abs=0.001)
+    assert played["ended_s"] - played["started_s"] == pytest.approx(rig.core.calls.announcement.duration_s, abs=0.001)
 
 
 def test_capture_failure_raises_one_alarm_and_faults_the_line_until_it_recovers(rig):
@@ -146,12 +150,12 @@ def test_capture_failure_raises_one_alarm_and_faults_the_line_until_it_recovers(
     rig.core.process(fault)
     rig.core.process(fault)
     assert rig.types().count("alarm.raised") == 1
-    assert [s["state"] for s in rig.core.line_states()] == ["fault", "fault"]
-    assert rig.core.active_alarms()[0]["kind"] == "capture"
+    assert [s["state"] for s in rig.lines_board.states()] == ["fault", "fault"]
+    assert rig.alarms_board.alarms()[0]["kind"] == "capture"
     rig.core.process(CaptureFault("hw:1", (1, 2), "recovered", "capture reopened", 2.0))
     assert rig.types().count("alarm.cleared") == 1
-    assert rig.core.active_alarms() == []
-    assert [s["state"] for s in rig.core.line_states()] == ["idle", "idle"]
+    assert rig.alarms_board.alarms() == []
+    assert [s["state"] for s in rig.lines_board.states()] == ["idle", "idle"]
 
 
 def test_pause_and_resume_are_logged_in_the_call_record_and_paused_audio_is_silence(rig):
@@ -194,7 +198,7 @@ def test_commands_refuse_wrong_lines_and_states_and_change_nothing(rig):
 def test_call_mark_tags_the_running_call_and_ended_calls(rig):
     rig.edge("hook", True)
     rig.audio(3)
-    call_id = rig.core.line_states()[0]["call_id"]
+    call_id = rig.lines_board.states()[0]["call_id"]
     assert rig.command("call.mark", call_id=call_id, tag="complaint")["tags"] == ["complaint"]
     rig.edge("hook", False)
     rig.audio(2)
@@ -222,7 +226,7 @@ def test_warning_tone_plays_every_15_seconds_when_enabled(tmp_path):
 def test_an_unknown_input_is_logged_not_fatal(rig, caplog):
     rig.core.process(object())
     assert "unknown input" in caplog.text
-    assert json.dumps(rig.core.line_states())
+    assert json.dumps(rig.lines_board.states())
 
 
 def test_levels_report_what_each_line_carried_in_dbfs(rig):
@@ -248,9 +252,9 @@ def test_announcement_played_is_reported_even_when_the_call_ends_before_it_sound
 def test_an_overrun_alarm_clears_after_a_quiet_minute(rig):
     rig.audio(1)
     rig.core.process(CaptureFault("hw:1", (1, 2), "overrun", "capture overrun (-32)", 1.0))
-    assert rig.core.active_alarms()[0]["kind"] == "capture_overrun"
+    assert rig.alarms_board.alarms()[0]["kind"] == "capture_overrun"
     rig.audio(62)
-    assert rig.core.active_alarms() == []
+    assert rig.alarms_board.alarms() == []
     assert rig.types().count("alarm.cleared") == 1
 
 
@@ -258,20 +262,20 @@ def test_a_call_whose_recording_cannot_start_is_not_announced_and_its_line_blink
     rig = Rig(tmp_path, recorder_answers=False)   # the test says what the recorder made of the call
     rig.audio(1)
     rig.core.process(StorageChanged(False, "the disk is full"))
-    assert rig.leds == [(1, "blink"), (2, "blink")] and rig.core.line_states()[0]["state"] == "fault"
+    assert rig.leds == [(1, "blink"), (2, "blink")] and rig.lines_board.states()[0]["state"] == "fault"
     rig.edge("hook", True)
     rig.audio(0.1)   # past the debounce: the call began and its Begin went to the recorder
-    call_id = rig.core.line_states()[0]["call_id"]
+    call_id = rig.lines_board.states()[0]["call_id"]
     assert call_id is not None
     rig.core.process(RecordingFailed(call_id, "the disk is full"))
     rig.audio(2)
     assert rig.player.played == [], "no notice for a call that is not being recorded"
-    assert rig.core.line_states()[0]["state"] == "fault"
+    assert rig.lines_board.states()[0]["state"] == "fault"
     rig.core.process(StorageChanged(True, ""))
     rig.core.process(RecordingOpened(call_id))   # room again: recorded from now on, announced now
     rig.audio(0.5)
     assert [kind for _, kind, _ in rig.player.played] == ["announcement"]
-    assert rig.core.line_states()[0]["state"] == "recording" and rig.leds[-2:] == [(2, "off"), (1, "on")]
+    assert rig.lines_board.states()[0]["state"] == "recording" and rig.leds[-2:] == [(2, "off"), (1, "on")]
     rig.close()
 
 

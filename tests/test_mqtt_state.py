@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mqtt_support import Broker, Rig, wait_until
 
 pytest_plugins = ["conftest_mqtt"]
@@ -14,9 +16,9 @@ def test_line_states_are_retained_on_connect_and_republished_on_change(rig: Rig)
     assert wait_until(lambda: sub.on(topic) and sub.on(f"{rig.root}/line/2/state"))
     first = sub.on(topic)[0]
     assert first.retain and first.qos == 1
-    assert set(sub.last(topic)) == {"state", "call_id", "since", "direction", "caller_number"}
+    assert set(sub.last(topic)) == {"state", "call_id", "since", "direction", "caller_number", "last_caller_number"}
     rig.device.set_state(1, "ringing", call_id="c-1", direction="in", caller_number="0301234")
-    rig.emit("line.ring", 1)
+    rig.emit("line.state", 1, state="ringing")   # the event that says the line changed
     assert wait_until(lambda: sub.last(topic)["state"] == "ringing")
     assert sub.last(topic)["caller_number"] == "0301234"
     assert len(sub.on(f"{rig.root}/line/2/state")) == 1, "unchanged line 2 must not be republished"
@@ -77,6 +79,9 @@ def test_discovery_payload_is_one_device_config_with_components_and_availability
     assert {"calls_today", "disk_free", "alarms"} <= set(components)
     assert components["line1_announcement_test"]["cmd_t"] == f"{rig.root}/cmd/announcement.test"
     assert components["line1_state"]["stat_t"] == f"{rig.root}/line/1/state"
+    assert all(c["qos"] == 1 for c in components.values()), "HA does not inherit qos from the device level"
+    assert components["line1_caller"]["val_tpl"] == "{{ value_json.last_caller_number }}"
+    assert "this.state" not in json.dumps(config), "HA's own unavailable/unknown must never become a value"
 
 
 def test_discovery_is_announced_again_when_home_assistant_comes_online(rig: Rig) -> None:

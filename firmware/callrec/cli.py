@@ -257,7 +257,8 @@ def run_simulation(config: Config, scenario: Any, *, realtime: bool, explicit_co
         assert service.core is not None
         while not service.core.finished.wait(0.2) and not interrupted.is_set():
             pass
-        in_progress = [state for state in service.core.line_states() if state["call_id"]]
+        assert service.device is not None
+        in_progress = [state for state in service.device.line_states() if state["call_id"]]
         if interrupted.is_set():
             print(f"callrec simulate: interrupted; ending and saving {len(in_progress)} call(s) in progress "
                   "(Ctrl-C again leaves them for `callrec recover`)", file=sys.stderr)

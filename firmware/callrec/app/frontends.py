@@ -24,9 +24,9 @@ def attach_control(service: Service, path: Path) -> ControlServer | None:
     A missing /run/callrec (a development machine) or a path in use is a warning, not a crash: the
     recorder matters more than its maintenance door.
     """
-    if service.core is None:
+    if service.device is None:
         raise RuntimeError("attach the control socket after Service.start()")
-    server = ControlServer(service.core, path)
+    server = ControlServer(service.device, path)
     try:
         server.start()
     except OSError as error:
@@ -39,9 +39,9 @@ def attach_control(service: Service, path: Path) -> ControlServer | None:
 
 def attach_mqtt(service: Service, config: Config) -> MqttService:
     """Publish a started service's events and states; with no `mqtt.host` it only bounds the journal."""
-    if service.bus is None or service.core is None:
+    if service.bus is None or service.device is None:
         raise RuntimeError("attach MQTT after Service.start()")
-    mqtt_service = MqttService(config.mqtt, service.bus, service.core)
+    mqtt_service = MqttService(config.mqtt, service.bus, service.device)
     mqtt_service.start()
     service.extras.append(mqtt_service)
     return mqtt_service

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callrec.app.device import ServiceDevice
+from callrec.app.stats import StatsProbe
 from callrec.audio import (
     AudioBackend,
     AudioDeviceError,
@@ -36,7 +38,7 @@ from callrec.audio import (
 from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core
 from callrec.errors import CallrecError
-from callrec.events import Event, EventBus, Listener
+from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
 from callrec.line import LineSource
 from callrec.recording import Reconciled, Recorder, recover_all
 from callrec.store import CallIndex, DataDirBusy, DataLock, Journal, StoreDamaged, move_aside
@@ -202,6 +204,8 @@ class Service:
         self.extras: list[Any] = []
         self._lock: DataLock | None = None   # front ends (MQTT, console) stopped before the core
         self.reconciled = Reconciled()
+        self.device: ServiceDevice | None = None   # what front ends may ask (after start)
+        self.stats: StatsProbe | None = None
 
     def start(self) -> None:
         config = self.config
@@ -214,7 +218,11 @@ class Service:
             raise
         self.journal, self.index = store.journal, store.index
         self.bus = EventBus(self.journal)
-        for listener in [*self.listeners, *self.backend.listeners]:
+        # The boards and the stats probe follow the event stream from its first event: the front
+        # ends read them (through `device`), never the parts that made the events.
+        self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()
+        self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures))
+        for listener in [self.lines_board, self.alarms_board, self.stats, *self.listeners, *self.backend.listeners]:
             self.bus.subscribe(listener)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
@@ -235,6 +243,7 @@ class Service:
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
         )
+        self.device = ServiceDevice(self.lines_board, self.alarms_board, self.stats, core)
         # After the core exists, so alarms raised by healing and recovery are among its active alarms.
         for alarm_id, message in store.problems:
             self.bus.emit(Event("alarm.raised", None, None, time.time(),
@@ -339,6 +348,8 @@ class Service:
             except Exception:
                 log.exception("stopping %s failed", type(extra).__name__)
         self._close_audio()
+        if self.stats is not None:
+            self.stats.close()
         if self.index is not None:
             self.index.close()
         if self.journal is not None:

@@ -19,6 +19,6 @@ from callrec.config.mqtt import MqttSettings, default_device_id
 from callrec.config.regions import PROFILES, RegionProfile, Tone
 from callrec.config.toml import TomlModel, field_problems, report
 
-__all__ = ["ASSETS", "DEFAULT_CONFIG_PATH", "PROFILES", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError",
-           "HookConfig", "LineConfig", "MqttSettings", "RegionProfile", "SignalsConfig", "StorageConfig",
+__all__ = ["ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH", "HookConfig",
+           "LineConfig", "MqttSettings", "PROFILES", "RegionProfile", "SignalsConfig", "StorageConfig",
            "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "load", "parse", "report"]

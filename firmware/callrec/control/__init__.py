@@ -4,5 +4,5 @@ from callrec.control.api import COMMANDS, CommandError, Device, Refused, parse_o
 from callrec.control.client import DEFAULT_SOCKET, ControlClient, ServiceUnreachable
 from callrec.control.server import MAX_REQUEST_BYTES, ControlServer
 
-__all__ = ["COMMANDS", "DEFAULT_SOCKET", "MAX_REQUEST_BYTES", "CommandError", "ControlClient", "ControlServer",
-           "Device", "Refused", "ServiceUnreachable", "parse_object", "request_id", "validate_command"]
+__all__ = ["COMMANDS", "CommandError", "ControlClient", "ControlServer", "DEFAULT_SOCKET", "Device",
+           "MAX_REQUEST_BYTES", "Refused", "ServiceUnreachable", "parse_object", "request_id", "validate_command"]

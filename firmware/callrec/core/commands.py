@@ -1,62 +1,44 @@
-"""The control API side of the core: commands, live levels, line states, alarms and stats.
+"""The commands of the control API as the core carries them out, on its own thread.
 
-Front ends (MQTT, the control socket) call these from their own threads; commands are handed to the
-core thread as `ControlRequest`s and answered through a future, so every decision stays on one
-thread. A mixin of `Core`.
+Front ends (MQTT, the control socket) ask through `Core.command`, which hands a `ControlRequest`
+to the core's queue and waits for its answer: every decision stays on one thread. Line states,
+alarms and stats are not here: front ends build them from the event stream (events/boards.py) and
+the service's stats probe (app/stats.py).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import threading
-import time
 from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
 
+from callrec.audio import Sound
 from callrec.control import CommandError
-from callrec.core.call import Call
-from callrec.core.state import ControlRequest, LineState
-from callrec.recording import Mark
+from callrec.core.calls import Calls
+from callrec.core.state import ControlRequest, LineState, Player
+from callrec.recording import Mark, Recorder
 
 log = logging.getLogger(__name__)
 
 
-class ControlApi:
-    config: Any
-    recorder: Any
-    players: dict[int, Any]
-    announcement: Any
-    lines: dict[int, LineState]
-    rate: int
-    started_monotonic: float
-    capture_overruns: int
-    _state_lock: threading.Lock
-    _states: dict[int, dict[str, Any]]
-    _alarms: dict[str, dict[str, Any]]
+class Commands:
+    def __init__(self, lines: dict[int, LineState], players: dict[int, Player], announcement: Sound | None,
+                 calls: Calls, recorder: Recorder, rate: int) -> None:
+        self.lines = lines
+        self.players = players
+        self.announcement = announcement
+        self.calls = calls
+        self.recorder = recorder
+        self.rate = rate
 
-    def post(self, item: object) -> None: ...
-    def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float: ...
-
-    def command(self, name: str, args: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
-        if name == "ping":
-            return {"pong": True}
-        reply: Future[dict[str, Any]] = Future()
-        self.post(ControlRequest(name, args, reply))
-        try:
-            return reply.result(timeout=timeout)
-        except TimeoutError:
-            reply.cancel()   # the caller has given up: the core must not act on it later
-            raise
-
-    def _control(self, request: ControlRequest) -> None:
+    def handle(self, request: ControlRequest) -> None:
         if not request.reply.set_running_or_notify_cancel():
             log.info("command %s was given up by its caller before the core reached it", request.name)
             return
         try:
-            result = self._run_command(request.name, request.args)
+            result = self.run(request.name, request.args)
         except CommandError as error:
             request.reply.set_exception(error)
         except Exception as error:
@@ -74,7 +56,8 @@ class ControlApi:
             raise CommandError(f"`line` must be one of {sorted(self.lines)}, got {number!r}")
         return self.lines[number]
 
-    def _run_command(self, name: str, args: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
+    def run(self, name: str, args: dict[str, Any]) -> dict[str, Any] | Future[dict[str, Any]]:
+        """Carry out a command on the core's thread; a Future when someone else answers it."""
         if name == "announcement.test":
             line = self._line_arg(args)
             if line.call is not None or line.monitor.offhook or line.monitor.ringing:
@@ -92,7 +75,7 @@ class ControlApi:
             pause = name == "recording.pause"
             if pause == call.paused:
                 raise CommandError(f"the recording of line {line.id} is {'already' if pause else 'not'} paused")
-            at = self._set_paused(line, call, pause, by="command")
+            at = self.calls.set_paused(line, call, pause, by="command")
             return {"line": line.id, "call_id": call.call_id, "at_s": at}
         if name == "levels":
             return {"lines": [self._levels(line) for line in self.lines.values()]}
@@ -122,32 +105,6 @@ class ControlApi:
         return {"line": line.id, "rms_dbfs": round(20 * np.log10(max(rms, 1e-6)), 1),
                 "peak_dbfs": round(20 * np.log10(max(peak, 1e-6)), 1), "window_s": window_s}
 
-    def line_states(self) -> list[dict[str, Any]]:
-        with self._state_lock:
-            return [dict(self._states[number]) for number in sorted(self._states)]
-
-    def active_alarms(self) -> list[dict[str, Any]]:
-        with self._state_lock:
-            return [dict(alarm) for alarm in self._alarms.values()]
-
-    def stats(self) -> dict[str, Any]:
-        data_dir = self.config.storage.data_dir
-        try:
-            free = shutil.disk_usage(data_dir).free
-        except OSError:
-            free = None
-        today = time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime())
-        return {
-            "uptime_s": round(time.monotonic() - self.started_monotonic, 1),
-            "disk_free_bytes": free,
-            "calls_today": self.recorder.index.calls_since(today),
-            "recordings_stored": self.recorder.index.count(),
-            "calls_discarded": self.recorder.stats.discarded,
-            "capture_overruns": self.capture_overruns,
-            "cpu_temp_c": _cpu_temp(),
-        }
-
-
 
 def _relay(done: Future[dict[str, Any]], reply: Future[dict[str, Any]]) -> None:
     if reply.done():
@@ -159,11 +116,3 @@ def _relay(done: Future[dict[str, Any]], reply: Future[dict[str, Any]]) -> None:
         reply.set_exception(error)
     else:
         reply.set_exception(CommandError(f"internal error: {error}"))
-
-
-def _cpu_temp() -> float | None:
-    try:
-        with open("/sys/class/thermal/thermal_zone0/temp") as handle:
-            return round(int(handle.read().strip()) / 1000, 1)
-    except (OSError, ValueError):
-        return None

@@ -3,32 +3,32 @@
 Caller ID heard while ringing labels the call that follows; digits before the far end answers are
 the dialled number, after it they are kept with their offsets (and may be control codes); ringback
 stopping, or a voice in its silence, is the far end answering; busy or reorder after the answer is
-the far end hanging up. A mixin of `Core`: it runs on the core thread and owns no state of its own.
+the far end hanging up. A collaborator of the engine: it runs on the core thread, keeps no state of
+its own (the line's and the call's are theirs) and acts on calls through `Calls`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from callrec.audio.capture import AudioPeriod
+from callrec.audio import AudioPeriod
+from callrec.config import Config
+from callrec.core.alarms import Emit
 from callrec.core.call import Call
+from callrec.core.calls import Calls
+from callrec.core.display import LineDisplay
 from callrec.core.state import VOICE_DBFS, VOICE_MIN_S, LineState
 from callrec.dsp import Detection
-from callrec.recording import Note
 
 
 class CallProgress:
-    config: Any
-    recorder: Any
+    def __init__(self, config: Config, emit: Emit, calls: Calls, display: LineDisplay) -> None:
+        self.config = config
+        self._emit = emit
+        self.calls = calls
+        self.display = display
 
-    def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None: ...
-    def _answer(self, line: LineState, call: Call, t: float, source: str) -> None: ...
-    def _end_call(self, line: LineState, t_onhook: float) -> None: ...
-    def _set_paused(self, line: LineState, call: Call, paused: bool, by: str) -> float: ...
-
-    def _detection(self, line: LineState, d: Detection) -> None:
+    def detection(self, line: LineState, d: Detection) -> None:
         call = line.call
         call_id = call.call_id if call else None
         if d.type == "dtmf":
@@ -51,6 +51,7 @@ class CallProgress:
                     call.caller = caller   # e.g. type 2 (call waiting) caller ID during the call
                 elif call is None:
                     line.caller = caller
+                    self.display.refresh(line, d.start)   # dashboards show who is calling while it rings
         elif d.type == "tone":
             kind, state = d.fields["kind"], d.fields.get("state")
             at = d.start if d.end is None else d.end
@@ -65,7 +66,7 @@ class CallProgress:
                         call.far_end_answered_t = at
                         self._emit("call.far_end_answered", line.id, call.call_id, at,
                                    at_s=round(at - call.started_t, 3), by="ringback_stopped")
-                        self._answer(line, call, at, "far_end_answer")
+                        self.calls.answer(line, call, at, "far_end_answer")
             elif kind in ("busy", "reorder") and state == "on" and call is not None:
                 if call.answer_pending:
                     call.end_reason = "busy"   # the far end never answered; the office hangs up
@@ -73,9 +74,9 @@ class CallProgress:
                     call.end_reason = "far_end_hangup"
                     self._emit("call.far_end_hangup", line.id, call.call_id, d.start, tone=kind,
                                at_s=round(d.start - call.started_t, 3))
-                    self._end_call(line, d.start)
+                    self.calls.end(line, d.start)
 
-    def _voice_after_ringback(self, line: LineState, call: Call, period: AudioPeriod, t0: float) -> None:
+    def voice_after_ringback(self, line: LineState, call: Call, period: AudioPeriod, t0: float) -> None:
         """A voice in the ringback's silence is the far end answering: seconds before the tone
         detector could be sure the next ring is not coming (a whole off period, 4 s in the US)."""
         samples = period.samples.astype(np.float64)
@@ -101,7 +102,7 @@ class CallProgress:
         line.ringback = False
         self._emit("call.far_end_answered", line.id, call.call_id, t0, at_s=round(t0 - call.started_t, 3),
                    by="voice")
-        self._answer(line, call, t0, "far_end_answer")
+        self.calls.answer(line, call, t0, "far_end_answer")
 
     def _control_code(self, line: LineState, call: Call, t: float) -> None:
         """`**1` pauses or resumes, `**2` marks: codes keyed on the office phone, logged in the record."""
@@ -117,9 +118,9 @@ class CallProgress:
                 if signals.mark_tag not in call.tags:
                     call.tags.append(signals.mark_tag)
                 at = round(line.t_end - call.started_t, 3)
-                self.recorder.submit(Note(call.call_id, {"record": call.record()}))
+                self.calls.note(call)
             else:
                 action = "resume" if call.paused else "pause"
-                at = self._set_paused(line, call, action == "pause", by="dtmf")
+                at = self.calls.set_paused(line, call, action == "pause", by="dtmf")
             call.control_codes.append({"code": code, "action": action, "at_s": at})
 

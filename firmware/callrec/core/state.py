@@ -60,7 +60,14 @@ class LineState:
     fault: bool = False
     detectors: LineDetectors | None = None
     caller: dict[str, Any] | None = None     # caller ID of the current ringing episode
+    last_caller_number: str | None = None    # the last number caller ID gave, kept across calls
     ringback: bool = False                   # ringback tone sounding now
     voice_since: float | None = None         # start of the current loud stretch while awaiting an answer
 
 
+
+
+def frame_at(line: LineState, t: float, rate: int) -> int:
+    """The line's frame index at core time `t`, from the last audio it carried (exact in simulation,
+    within a period on a Pi; times past the audio are extrapolated)."""
+    return line.frame_end - int(round((line.t_end - t) * rate))

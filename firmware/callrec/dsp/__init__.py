@@ -7,4 +7,4 @@
 from callrec.dsp.detection import SAMPLE_RATE, Detection
 from callrec.dsp.pipeline import LineDsp
 
-__all__ = ["SAMPLE_RATE", "Detection", "LineDsp"]
+__all__ = ["Detection", "LineDsp", "SAMPLE_RATE"]

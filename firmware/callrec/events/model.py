@@ -25,6 +25,7 @@ EVENT_TYPES = (
     "line.flash",
     "line.dtmf",
     "line.tone",
+    "line.state",
     "call.started",
     "call.answered",
     "call.caller_id",

@@ -48,8 +48,9 @@ def discovery_payload(topics: Topics, lines: list[int]) -> dict[str, Any]:
             "name": f"Line {n} last caller",
             "uniq_id": f"{uid}_line{n}_caller",
             "stat_t": state_topic,
-            # The state message clears caller_number when the line goes idle; keep the last caller.
-            "val_tpl": "{{ value_json.caller_number if value_json.caller_number else this.state }}",
+            # Retained in the line's state itself: survives a restart of Home Assistant, and never
+            # turns HA's own `unavailable` into the value (a template keeping `this.state` did).
+            "val_tpl": "{{ value_json.last_caller_number }}",
             "ic": "mdi:phone-incoming",
         }
         components[f"line{n}_recording"] = {
@@ -110,6 +111,10 @@ def discovery_payload(topics: Topics, lines: list[int]) -> dict[str, Any]:
         "val_tpl": _CALL_EVENT_TEMPLATE,
         "ic": "mdi:phone",
     }
+    for component in components.values():
+        # HA inherits availability from the device level, but not `qos` (Home Assistant 2025.4
+        # subscribed and pressed at QoS 0 with it there only): each component says it itself.
+        component["qos"] = 1
     return {
         "dev": {
             "ids": [uid],

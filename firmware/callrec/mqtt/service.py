@@ -54,7 +54,6 @@ ALARM_CONNECTION = "mqtt.connection"
 ALARM_JOURNAL_OVERFLOW = "mqtt.journal_overflow"
 _CONNACK_TIMEOUT_S = 10.0
 _STOP_FLUSH_S = 2.0
-_STATE_RECHECK_S = 5.0
 # CONNACK codes that no retry will fix: the configuration must change (3.1.1 and 5.0 numbering).
 _LOGIN_REFUSED = {4, 5, 134, 135}
 
@@ -111,7 +110,7 @@ class MqttService:
         self._last_states: dict[int, dict[str, Any]] = {}
         self._last_alarms: list[dict[str, Any]] | None = None
         self._next_stats = 0.0
-        self._next_state_check = 0.0
+        self._stats_due = False
         self._next_housekeeping = 0.0
         self._raised: set[str] = set()
         self._outage_since: float | None = None
@@ -179,10 +178,12 @@ class MqttService:
         if self._stopping.is_set():
             return
         kind = stamped.event.type
-        if kind.startswith(("line.", "call.", "recording.", "announcement.")):
+        if kind == "line.state":
             self._states_dirty = True
         elif kind.startswith("alarm."):
             self._alarms_dirty = True
+        elif kind == "call.ended":
+            self._stats_due = True   # calls_today and recordings_stored moved: dashboards see it now
         self._wake.set()
 
     # -- the publisher thread --------------------------------------------------------------------
@@ -345,11 +346,11 @@ class MqttService:
         while not session.ended.is_set() and not self._stopping.is_set():
             self._window.acknowledged(_drain(session.acks))
             now = time.monotonic()
-            if self._states_dirty or now >= self._next_state_check:
+            if self._states_dirty:
                 self._publish_states(client)
             if self._alarms_dirty:
                 self._publish_alarms(client)
-            if now >= self._next_stats:
+            if now >= self._next_stats or self._stats_due:
                 self._publish_stats(client)
             if self._discovery_due:
                 self._publish_discovery(client)
@@ -363,6 +364,7 @@ class MqttService:
     def _say_goodbye(self, session: _Session) -> None:
         """A clean stop: `offline` retained, then DISCONNECT (so the broker does not fire the will)."""
         try:
+            self._publish_stats(session.client)   # the last figures, fresh, before going away
             info = session.client.publish(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
             info.wait_for_publish(_STOP_FLUSH_S)
             self._window.acknowledged(_drain(session.acks))
@@ -392,7 +394,6 @@ class MqttService:
 
     def _publish_states(self, client: mqtt.Client, *, force: bool = False) -> None:
         self._states_dirty = False
-        self._next_state_check = time.monotonic() + _STATE_RECHECK_S
         if force:
             self._last_states.clear()
         try:
@@ -419,6 +420,7 @@ class MqttService:
             self._last_alarms = alarms
 
     def _publish_stats(self, client: mqtt.Client) -> None:
+        self._stats_due = False
         self._next_stats = time.monotonic() + self.settings.stats_interval_s
         try:
             stats = dict(self._device.stats())

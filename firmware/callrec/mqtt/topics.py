@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Fields of `B/line/<n>/state`, in the order Device.line_states() documents them.
-LINE_STATE_FIELDS = ("state", "call_id", "since", "direction", "caller_number")
+from callrec.events import LINE_STATE_FIELDS as BOARD_LINE_STATE_FIELDS
+
+# Fields of `B/line/<n>/state`: the `line.state` event's (events/boards.py), one list for both.
+LINE_STATE_FIELDS = BOARD_LINE_STATE_FIELDS
 # Fields of one alarm in `B/alarms`.
 ALARM_FIELDS = ("id", "line", "kind", "message", "since")
 # Fields of `B/stats`: Device.stats() plus what only the publisher knows (the backlog).
