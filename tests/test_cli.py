@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -29,6 +30,18 @@ def test_demo_records_two_announced_calls_and_prints_a_summary(tmp_path):
     assert "dialled       5550123, far end answered" in out.stdout
     flacs = sorted((tmp_path / "demo" / "recordings").rglob("*.flac"))
     assert len(flacs) == 2 and all(str(f) in out.stdout for f in flacs)
+
+
+def test_the_demos_closing_hint_works_as_printed_after_the_readmes_set_up(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    demo = subprocess.run([".venv/bin/callrec", "demo", "--data", str(tmp_path / "demo")], cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert demo.returncode == 0, demo.stderr
+    hint = next(line for line in demo.stdout.splitlines() if line.startswith("Inspect them with:"))
+    command = hint.removeprefix("Inspect them with:").strip()
+    assert command.startswith(".venv/bin/callrec calls list")
+    listing = subprocess.run(command, shell=True, cwd=root, capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and listing.stdout.count("complete") == 2, listing.stderr
 
 
 def test_calls_list_and_show_read_the_index_of_the_given_data_dir(simulate):

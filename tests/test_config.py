@@ -33,10 +33,10 @@ def test_contract_key_names_are_accepted():
     assert c.announcement_file() == Path("/x.wav")
 
 
-@pytest.mark.parametrize("region,ring_on,flash_max", [("JP", 1.0, 1000), ("US", 2.0, 1100), ("EU", 1.0, 500)])
-def test_region_profiles_set_ring_cadence_and_flash_window(region, ring_on, flash_max):
+@pytest.mark.parametrize("region,flash_min,flash_max", [("JP", 100, 1000), ("US", 300, 1100), ("EU", 90, 500)])
+def test_region_profiles_set_the_flash_window_and_the_tones(region, flash_min, flash_max):
     profile = config.parse({"region": region}).profile()
-    assert profile.ring_on_s == ring_on and profile.flash_max_ms == flash_max
+    assert (profile.flash_min_ms, profile.flash_max_ms) == (flash_min, flash_max)
     assert set(profile.tones) == {"dial", "ringback", "busy", "reorder"}
 
 
@@ -45,7 +45,7 @@ def test_each_region_value_can_be_overridden():
                                                           "tones": {"busy": {"freqs": [425.0], "cadence": [0.5, 0.5]}}}}
                            ).profile()
     assert profile.flash_max_ms == 700 and profile.tones["busy"].freqs == (425.0,)
-    assert profile.ring_on_s == 2.0
+    assert profile.flash_min_ms == 300
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -157,3 +157,26 @@ def test_device_id_comes_from_the_first_boot_file_when_present(tmp_path):
     assert default_device_id(machine, device) == "callrec-1a2b3c4d5e6f"
     device.write_text("not/a valid id\n")
     assert default_device_id(machine, device) == derived
+
+
+def test_every_configuration_key_says_what_it_is_for():
+    from callrec.config.toml import _model_in
+
+    missing, models = [], [config.Config]
+    seen: set[type] = set()
+    while models:
+        model = models.pop()
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(f"{model.__name__}.{name}")
+            inner = _model_in(field.annotation)
+            if inner is not None and inner not in seen:
+                models.append(inner)
+    assert missing == []
+
+
+def test_keys_that_nothing_read_are_gone():
+    for text in ("telephony.ring_on_s = 1.0", "telephony.ring_off_s = 2.0"):
+        with pytest.raises(ConfigError, match="unknown key"):
+            config.parse(tomllib.loads(text))

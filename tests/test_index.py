@@ -46,7 +46,7 @@ def call_record(i, line=1, caller="0312345678", dialed=None, status="complete"):
         "tags": ["follow-up", "見積"],
         "marks": [{"at_s": 12.5, "note": "price quoted"}],
         "pauses": [{"from_s": 20.0, "to_s": 31.5, "by": "console"}],
-        "digits": "1#",
+        "digits": [{"digit": "1", "at_s": 2.0}, {"digit": "#", "at_s": 2.5}],
     }
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile
 import soxr
 
+from callrec.dsp.gen import saturate
 from callrec.errors import CallrecError
 
 
@@ -76,7 +77,8 @@ def read_mono(path: Path, rate: int, channel: int | None = None) -> np.ndarray:
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(samples * 32767.0), -32768, 32767).astype(np.int16)
+    """Float samples (full scale ±1, as libsndfile reads them) as int16: exact for int16 sources."""
+    return saturate(samples * 32768.0)
 
 
 def load_announcement(path: Path, rate: int, gain_db: float = 0.0) -> Sound:

@@ -72,11 +72,12 @@ class ToneConfig(TomlModel):
 class TelephonyConfig(TomlModel):
     """Overrides of the region profile; every unset value comes from the region."""
 
-    ring_on_s: float | None = Field(None, gt=0, le=10)
-    ring_off_s: float | None = Field(None, gt=0, le=10)
-    flash_min_ms: int | None = Field(None, ge=0, le=5000)
-    flash_max_ms: int | None = Field(None, ge=1, le=5000)
-    tones: dict[Literal["dial", "ringback", "busy", "reorder"], ToneConfig] = Field(default_factory=dict)
+    flash_min_ms: int | None = Field(None, ge=0, le=5000,
+                                     description="Shorter on-hooks are contact glitches (region default)")
+    flash_max_ms: int | None = Field(None, ge=1, le=5000,
+                                     description="On-hooks up to this are hook flashes; longer hangs up")
+    tones: dict[Literal["dial", "ringback", "busy", "reorder"], ToneConfig] = Field(
+        default_factory=dict, description="Call-progress tones of the region's plan to replace")
 
 
 class AudioConfig(TomlModel):
@@ -91,10 +92,10 @@ class AnnouncementConfig(TomlModel):
     file: Path | None = Field(None, description="WAV file (any rate/width); default: the region's shipped one")
     gain_db: float = Field(0.0, ge=-40, le=6, description="Applied to the announcement before playback")
     warning_tone: bool = Field(False, description="Periodic recorder warning tone during the call")
-    warning_tone_hz: float = Field(1400.0, ge=300, le=3400)
-    warning_tone_s: float = Field(0.5, gt=0, le=5)
-    warning_tone_every_s: float = Field(15.0, ge=1, le=600)
-    warning_tone_dbfs: float = Field(-20.0, ge=-60, le=0)
+    warning_tone_hz: float = Field(1400.0, ge=300, le=3400, description="Warning tone frequency (FS-1037C: 1400)")
+    warning_tone_s: float = Field(0.5, gt=0, le=5, description="Length of one warning beep")
+    warning_tone_every_s: float = Field(15.0, ge=1, le=600, description="A beep this often during the call")
+    warning_tone_dbfs: float = Field(-20.0, ge=-60, le=0, description="Level of the beep on the line")
 
 
 class SignalsConfig(TomlModel):
@@ -126,14 +127,15 @@ class Config(TomlModel):
     region: Literal["JP", "US", "EU"] = Field("JP", description="Telephony profile")
     device_name: str = Field("callrec", description="Shown on dashboards and the console")
     lines: tuple[LineConfig, ...] = Field(
-        default=None, min_length=1, max_length=4, validate_default=True  # type: ignore[arg-type]
-    )
-    hook: HookConfig = Field(default_factory=HookConfig)
-    telephony: TelephonyConfig = Field(default_factory=TelephonyConfig)
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    announcement: AnnouncementConfig = Field(default_factory=AnnouncementConfig)
-    storage: StorageConfig = Field(default_factory=StorageConfig)
-    signals: SignalsConfig = Field(default_factory=SignalsConfig)
+        default=None, min_length=1, max_length=4, validate_default=True,  # type: ignore[arg-type]
+        description="1 to 4 phone lines; default: two on one stereo USB card, pins of hw/pinmap.toml")
+    hook: HookConfig = Field(default_factory=HookConfig, description="Hook and ring sensing")
+    telephony: TelephonyConfig = Field(default_factory=TelephonyConfig, description="Overrides of the region")
+    audio: AudioConfig = Field(default_factory=AudioConfig, description="Capture")
+    announcement: AnnouncementConfig = Field(default_factory=AnnouncementConfig,
+                                             description="The recording notice played into the line")
+    storage: StorageConfig = Field(default_factory=StorageConfig, description="Where and how recordings are kept")
+    signals: SignalsConfig = Field(default_factory=SignalsConfig, description="Line intelligence from the audio")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="See docs/mqtt.md")
 
     @field_validator("lines", mode="before")

@@ -21,21 +21,14 @@ class Tone:
 @dataclass(frozen=True)
 class RegionProfile:
     name: str
-    ring_on_s: float            # one ring burst
-    ring_off_s: float           # silence between bursts
     flash_min_ms: int           # an on-hook shorter than this is a contact glitch, ignored
     flash_max_ms: int           # an on-hook up to this is a hook flash; longer hangs up
-    warning_tone_hz: float = 1400.0
-    warning_tone_s: float = 0.5
-    warning_tone_every_s: float = 15.0
     tones: dict[str, Tone] = field(default_factory=dict)
     announcement: str = "ja"    # which shipped announcement is the default
 
 
 JP = RegionProfile(
     name="JP",
-    ring_on_s=1.0,
-    ring_off_s=2.0,
     flash_min_ms=100,
     flash_max_ms=1000,
     tones={
@@ -49,8 +42,6 @@ JP = RegionProfile(
 
 US = RegionProfile(
     name="US",
-    ring_on_s=2.0,
-    ring_off_s=4.0,
     flash_min_ms=300,
     flash_max_ms=1100,
     tones={
@@ -64,8 +55,6 @@ US = RegionProfile(
 
 EU = RegionProfile(
     name="EU",
-    ring_on_s=1.0,
-    ring_off_s=4.0,
     flash_min_ms=90,
     flash_max_ms=500,
     tones={

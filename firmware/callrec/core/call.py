@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from callrec.events import utc_iso
+from callrec.store import CallRecord
 
 
 def new_call_id(wall: float, line: int) -> str:
@@ -57,8 +58,8 @@ class Call:
         return bool(self.pauses) and self.pauses[-1].get("end_s") is None
 
     def record(self, ended_wall: float | None = None, duration_s: float | None = None) -> dict[str, Any]:
-        """The index document as far as it is known (the recorder adds `recording` and `status`)."""
-        return {
+        """The call record as far as it is known (the recorder adds `recording` and `status`)."""
+        return CallRecord.model_validate({
             "call_id": self.call_id,
             "line": self.line,
             "direction": self.direction,
@@ -84,4 +85,4 @@ class Call:
             "tags": list(self.tags),
             "preroll_s": self.preroll_s,
             "errors": list(self.errors),
-        }
+        }).document()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from callrec.config import PROFILES
 from callrec.errors import CallrecError
 
 from .detection import SAMPLE_RATE, Detection
+from .gen import saturate
 from .pipeline import LineDsp
 
 PERIOD = 160
@@ -31,19 +33,14 @@ class AnalyzeError(CallrecError, ValueError):
 
 def load(path: str, channel: int = 0) -> np.ndarray:
     """`path` as int16 8 kHz mono (channel `channel`, counted from 0)."""
-    import soundfile as sf
-    import soxr
+    from callrec.audio import SoundError, read_mono  # the one audio file reader
 
     try:
-        data, rate = sf.read(path, dtype="float64", always_2d=True)
-    except Exception as exc:  # soundfile raises LibsndfileError, RuntimeError, OSError…
-        raise AnalyzeError(f"cannot read {path}: {exc}") from exc
-    if not 0 <= channel < data.shape[1]:
-        raise AnalyzeError(f"{path} has {data.shape[1]} channel(s); --channel {channel} does not exist")
-    x = data[:, channel]
-    if rate != SAMPLE_RATE and len(x):
-        x = soxr.resample(x, rate, SAMPLE_RATE, quality="HQ")
-    return np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16)
+        x = read_mono(Path(path), SAMPLE_RATE, channel)
+    except SoundError as exc:
+        raise AnalyzeError(f"cannot read {str(exc).replace(' asked for', f'; --channel {channel} does not exist')}") \
+            from None
+    return saturate(x * 32768.0)
 
 
 def analyze(samples: np.ndarray, region: str = "JP") -> list[Detection]:

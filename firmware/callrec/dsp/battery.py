@@ -190,17 +190,14 @@ def talk_off(dec: Decoder, law: str | None, files: list[str],
              level_dbm0: float | None = None) -> Result:
     """Every file through the decoder (8 kHz, first channel), optionally normalised to a mean level:
     any digit is a false hit. Bellcore's bound for its own tapes is 470; ours must be 0."""
-    import soundfile as sf
-    import soxr
+    from pathlib import Path
+
+    from callrec.audio import read_mono  # the one audio file reader
 
     hits = 0
     seconds = 0.0
     for path in files:
-        x, fs = sf.read(path, dtype="float64", always_2d=True)
-        x = x[:, 0]
-        if fs != 8000:
-            x = soxr.resample(x, fs, 8000)
-        x = x * 32768.0
+        x = read_mono(Path(path), 8000, channel=0).astype(np.float64) * 32768.0
         if level_dbm0 is not None:
             active = x[np.abs(x) > 30]
             if active.size:

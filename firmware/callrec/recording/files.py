@@ -21,9 +21,19 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from callrec.store import CallRecord
+
 PART_SUFFIX = ".pcm.part"
 META_SUFFIX = ".part.json"
 BLOCK_FRAMES = 8000 * 4
+
+
+def write_sidecar(audio: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """The call record beside its recording (`<call_id>.json`), as the one model of a call record
+    has it (store/record.py): validated, every field present. Returns what was written."""
+    document = CallRecord.model_validate(record).document()
+    write_json_atomic(audio.with_suffix(".json"), document)
+    return document
 
 
 def recordings_root(data_dir: Path) -> Path:

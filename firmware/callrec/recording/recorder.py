@@ -42,7 +42,7 @@ from callrec.recording.files import (
     finalize,
     gaps_in_call,
     recordings_root,
-    write_json_atomic,
+    write_sidecar,
 )
 from callrec.store import CallIndex
 
@@ -498,7 +498,7 @@ class Recorder:
             record["status"] = "complete"
             if job.attempts > 1:
                 record["errors"].append(f"finalized late, at attempt {job.attempts} (storage failure before)")
-            write_json_atomic(final_path.with_suffix(".json"), record)
+            record.update(write_sidecar(final_path, record))
         except Exception as error:  # disk full, I/O error: the part stays for a retry and `recover`
             log.error("finalizing %s failed (attempt %d): %s", command.call_id, job.attempts, error)
             self._finalize_failed(job, record, error)

@@ -40,7 +40,7 @@ from callrec.recording.files import (
     finalize,
     gaps_in_call,
     recordings_root,
-    write_json_atomic,
+    write_sidecar,
 )
 from callrec.recording.recorder import emit_ended, emit_saved, recording_fields
 from callrec.store import CallIndex
@@ -177,7 +177,7 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     record.update(call_id=call_id, line=int(meta["line"]), recording=recording_fields(final, data_dir),
                   status="recovered", gaps=gaps_in_call(gaps, rate, preroll))
     record["errors"] = [*(record.get("errors") or []), note, *([problem] if problem else [])]
-    write_json_atomic(final.path.with_suffix(".json"), record)
+    record = write_sidecar(final.path, record)
     index.add(record)
     part.unlink()
     meta_path.unlink(missing_ok=True)
@@ -243,7 +243,7 @@ def _reindex(data_dir: Path, fmt: str, index: CallIndex, found: _Found, result: 
             continue   # a sidecar without its recording: reported as missing once indexed, or ignored
         try:
             rebuilt = _record_from_audio(data_dir, call_id, audio, sidecar)
-            write_json_atomic(audio.with_suffix(".json"), rebuilt)
+            rebuilt = write_sidecar(audio, rebuilt)
             index.add(rebuilt)
         except (OSError, RuntimeError, ValueError) as error:
             log.warning("cannot index %s again: %s", audio, error)

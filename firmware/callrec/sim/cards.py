@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from callrec.audio import AudioDeviceError, PcmSink, PcmSource, PcmSpec, SourceEnded
+from callrec.dsp.gen import saturate
 from callrec.events import StampedEvent
 from callrec.line import SimulatedLine
 from callrec.sim.scenario import ScenarioEvent
@@ -255,7 +256,7 @@ class SimCard:
         mixed = frames.astype(np.int32)
         for line in self.lines.values():
             mixed[:got, line.channel] += played[:, min(line.channel, played.shape[1] - 1)]
-        return np.clip(mixed, -32768, 32767).astype(np.int16)
+        return saturate(mixed)
 
     # ---- playback ------------------------------------------------------------------------------
 

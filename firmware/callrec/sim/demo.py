@@ -101,8 +101,8 @@ def speech(lines: list[str], path: Path, line: int) -> float:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from callrec.cli import run_simulation
     from callrec.sim import load_scenario
+    from callrec.sim.run import run_simulation
 
     data = args.data or Path(tempfile.mkdtemp(prefix="callrec-demo-"))
     work = data / "demo-scenario"
@@ -144,7 +144,7 @@ def print_summary(data: Path, call_ids: list[str]) -> None:
         if record is None:
             continue
         print(format_call(record, data))
-    print("Inspect them with:  callrec calls list --data " + str(data))
+    print(f"Inspect them with:  {invoked_as()} calls list --data {data}")
 
 
 def format_call(r: dict[str, Any], data: Path) -> str:
@@ -174,3 +174,12 @@ def format_call(r: dict[str, Any], data: Path) -> str:
     if r.get("errors"):
         lines.append(f"  notes         {json.dumps(r['errors'])}")
     return "\n".join(lines) + "\n"
+
+
+def invoked_as() -> str:
+    """The command as this process was started, so the hint works as printed (after the README's
+    set-up `callrec` is `.venv/bin/callrec`, not on the PATH)."""
+    program = sys.argv[0] if sys.argv else ""
+    if program.endswith("__main__.py") or not program:
+        return f"{sys.executable} -m callrec"
+    return program

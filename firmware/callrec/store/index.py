@@ -6,9 +6,9 @@ recording files and the event journal are the evidence, the index is the catalog
 while the operations done on every call or every page view (add, latest, by number, counts) are
 single indexed SQL statements that stay in milliseconds at 100,000 calls (see bench/bench_index.py).
 
-A record is validated before it is stored: a wrong-typed core field would otherwise sit in the
-index until someone's report breaks months later. Fields the index does not know (tags, marks,
-pauses, digits, ...) are stored and returned unchanged.
+A record is validated before it is stored, against the one model of a call record
+(store/record.py): a wrong-typed field would otherwise sit in the index until someone's report
+breaks months later. Fields the model does not name are stored and returned unchanged.
 
 Thread and process safety: one sqlite connection per `CallIndex`, serialised by a lock, so the
 recorder thread and front-end threads can share one instance; other processes (`callrec calls
@@ -29,97 +29,15 @@ from typing import Any
 from tinydb import TinyDB
 
 from callrec.events import utc_iso
+from callrec.store.record import STATUSES, validate_record
 from callrec.store.sqlite_storage import INSERT_DOCUMENT, SET_BODY, SQLiteStorage, SQLiteTinyDB, dump_document
 
 log = logging.getLogger(__name__)
 
 TABLE = "calls"
 REOPEN_EVERY_S = 5.0
-STATUSES = ("complete", "recovered", "discarded", "failed")
 NUMBER_MATCHES = ("exact", "suffix", "contains")
 _SET_BODY_OF_CALL = SET_BODY + " WHERE tbl = :tbl AND call_id = :call_id"
-
-_NUMBER = (int, float)
-# field -> (allowed types, None allowed). bool is an int subclass and is rejected separately.
-_CORE_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "call_id": ((str,), False),
-    "line": ((int,), False),
-    "direction": ((str,), True),
-    "started_at": ((str,), True),
-    "answered_at": ((str,), True),
-    "ended_at": ((str,), True),
-    "duration_s": (_NUMBER, True),
-    "rings": ((int,), False),
-    "flashes": ((int,), False),
-    "caller_number": ((str,), True),
-    "dialed_number": ((str,), True),
-    "recording": ((dict,), True),
-    "announcement": ((dict,), True),
-    "status": ((str,), False),
-    "errors": ((list,), False),
-}
-_RECORDING_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "path": ((str,), False),
-    "format": ((str,), False),
-    "bytes": ((int,), False),
-    "sha256": ((str,), True),
-    "sample_rate": ((int,), False),
-}
-_ANNOUNCEMENT_FIELDS: dict[str, tuple[tuple[type, ...], bool]] = {
-    "file": ((str,), False),
-    "sha256": ((str,), True),
-    "started_s": (_NUMBER, True),
-    "ended_s": (_NUMBER, True),
-}
-_TIME_FIELDS = ("started_at", "answered_at", "ended_at", "missing_since")
-
-
-def validate_record(record: Mapping[str, Any]) -> None:
-    """Raise ValueError naming the first field that is missing or of the wrong type.
-
-    Only `call_id` is required: a recovered or failed call may lack the rest. Present fields must
-    have their documented type; `null` is allowed where a call can honestly not know the value.
-    """
-    if not isinstance(record, Mapping):
-        raise TypeError(f"a call record is a mapping, not {type(record).__name__}")
-    if "call_id" not in record:
-        raise ValueError("call record has no 'call_id'")
-    _check_fields(record, _CORE_FIELDS, prefix="")
-    if not record["call_id"]:
-        raise ValueError("call record field 'call_id' is empty")
-    if "status" in record and record["status"] not in STATUSES:
-        raise ValueError(f"call record field 'status' is {record['status']!r}, expected one of {STATUSES}")
-    for name in _TIME_FIELDS:
-        if record.get(name) is not None:
-            _check_utc_iso(name, record[name])
-    if record.get("recording") is not None:
-        _check_fields(record["recording"], _RECORDING_FIELDS, prefix="recording.")
-    if record.get("announcement") is not None:
-        _check_fields(record["announcement"], _ANNOUNCEMENT_FIELDS, prefix="announcement.")
-
-
-def _check_fields(record: Mapping[str, Any], fields: dict[str, tuple[tuple[type, ...], bool]], prefix: str) -> None:
-    for name, (types, nullable) in fields.items():
-        if name not in record:
-            continue
-        value = record[name]
-        if value is None and nullable:
-            continue
-        if isinstance(value, bool) or not isinstance(value, types):
-            expected = " or ".join(t.__name__ for t in types) + (" or null" if nullable else "")
-            raise ValueError(
-                f"call record field '{prefix}{name}' is {type(value).__name__} {value!r:.60}, expected {expected}"
-            )
-
-
-def _check_utc_iso(name: str, value: str) -> None:
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"call record field '{name}' is {value!r}, not an ISO 8601 time") from None
-    if moment.utcoffset() != dt.timedelta(0):
-        raise ValueError(f"call record field '{name}' is {value!r}, not in UTC (end it with 'Z')")
-
 
 def _dump_record(record: Mapping[str, Any]) -> str:
     """JSON body of a validated record; a value JSON cannot hold is reported by its field name."""
