@@ -95,7 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = calls_sub.add_parser("show", parents=[common, data], help="one call's full record")
     show.add_argument("call_id")
     show.set_defaults(func=cmd_calls_show)
-    calls.set_defaults(func=lambda args: (calls.print_help(sys.stderr), 2)[1])
+
+    def calls_help(args: argparse.Namespace) -> int:
+        calls.print_help(sys.stderr)
+        return 2
+
+    calls.set_defaults(func=calls_help)
 
     console = sub.add_parser("console", parents=[common, data], help="the technicians' serial console")
     console.add_argument("--port", required=True, metavar="DEVICE", help="serial port, e.g. /dev/ttyAMA0")
@@ -226,7 +231,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from callrec.sim.demo import run_demo
+    from callrec.sim import run_demo
 
     return run_demo(args)
 

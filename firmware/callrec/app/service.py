@@ -36,7 +36,7 @@ from callrec.audio import (
     native_channels,
 )
 from callrec.config import Config
-from callrec.core import AUDIO_BATCH_PERIODS, Core
+from callrec.core import AUDIO_BATCH_PERIODS, Core, Player
 from callrec.errors import CallrecError
 from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
 from callrec.line import LineSource
@@ -68,7 +68,7 @@ class Backend:
 
 
 def hardware_backend(line_source: LineSource) -> Backend:
-    from callrec.audio.alsa import AlsaBackend
+    from callrec.audio import AlsaBackend
 
     return Backend(
         line_source=line_source,
@@ -222,7 +222,9 @@ class Service:
         # ends read them (through `device`), never the parts that made the events.
         self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()
         self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures))
-        for listener in [self.lines_board, self.alarms_board, self.stats, *self.listeners, *self.backend.listeners]:
+        listeners: list[Listener] = [self.lines_board, self.alarms_board, self.stats, *self.listeners,
+                                     *self.backend.listeners]
+        for listener in listeners:
             self.bus.subscribe(listener)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
@@ -235,7 +237,7 @@ class Service:
         for line in config.lines:
             capture_pcms.setdefault(line.capture_pcm, {})[line.id] = line.capture_channel
             playback_pcms.setdefault(line.playback_pcm, {})[line.id] = line.playback_channel
-        core_players: dict[int, Any] = {}
+        core_players: dict[int, Player] = {}
         self.core = core = Core(
             config, self.bus, self.recorder, core_players, self.backend.line_source.set_led,
             self.backend.wall_of, sound,
@@ -358,6 +360,7 @@ class Service:
             self._lock.release()
 
     def _close_audio(self) -> None:
-        for group in [*self.captures, *self.players]:
+        groups: list[CaptureGroup | PlaybackGroup] = [*self.captures, *self.players]
+        for group in groups:
             with contextlib.suppress(Exception):
                 group.close()

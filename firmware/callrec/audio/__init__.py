@@ -16,9 +16,9 @@ from callrec.audio.port import (
     SourceEnded,
 )
 from callrec.audio.preroll import PreRoll
-from callrec.audio.sound import Sound, SoundError, load_announcement, read_mono, to_int16, tone
+from callrec.audio.sound import Sound, SoundError, load_announcement, read_mono, stream_mono, to_int16, tone
 
 __all__ = ["AlsaBackend", "AudioBackend", "AudioDeviceError", "AudioPeriod", "CaptureEnded", "CaptureFault",
            "CaptureGroup", "ChannelMissing", "Clock", "Handover", "LineDetectors", "Overrun", "PcmSink", "PcmSource",
            "PcmSpec", "PlaybackFailed", "PlaybackGroup", "PlaybackStarted", "PreRoll", "Sound", "SoundError",
-           "SourceEnded", "load_announcement", "native_channels", "read_mono", "to_int16", "tone"]
+           "SourceEnded", "load_announcement", "native_channels", "read_mono", "stream_mono", "to_int16", "tone"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from callrec.audio.port import AudioDeviceError, ChannelMissing, Overrun, PcmSpe
 def _alsa() -> ModuleType:
     import alsaaudio
 
-    return alsaaudio
+    return cast(ModuleType, alsaaudio)
 
 
 def hardware_name(device: str) -> str | None:

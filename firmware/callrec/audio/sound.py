@@ -15,7 +15,7 @@ import numpy as np
 import soundfile
 import soxr
 
-from callrec.dsp.gen import saturate
+from callrec.dsp import saturate
 from callrec.errors import CallrecError
 
 

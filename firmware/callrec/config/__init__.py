@@ -17,8 +17,9 @@ from callrec.config.model import (
 )
 from callrec.config.mqtt import MqttSettings, default_device_id
 from callrec.config.regions import PROFILES, RegionProfile, Tone
-from callrec.config.toml import TomlModel, field_problems, report
+from callrec.config.toml import TomlModel, field_problems, key_path, report
 
 __all__ = ["ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH", "HookConfig",
            "LineConfig", "MqttSettings", "PROFILES", "RegionProfile", "SignalsConfig", "StorageConfig",
-           "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "load", "parse", "report"]
+           "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "key_path", "load", "parse",
+           "report"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -127,7 +127,7 @@ class Config(TomlModel):
     region: Literal["JP", "US", "EU"] = Field("JP", description="Telephony profile")
     device_name: str = Field("callrec", description="Shown on dashboards and the console")
     lines: tuple[LineConfig, ...] = Field(
-        default=None, min_length=1, max_length=4, validate_default=True,  # type: ignore[arg-type]
+        default=None, min_length=1, max_length=4, validate_default=True,
         description="1 to 4 phone lines; default: two on one stereo USB card, pins of hw/pinmap.toml")
     hook: HookConfig = Field(default_factory=HookConfig, description="Hook and ring sensing")
     telephony: TelephonyConfig = Field(default_factory=TelephonyConfig, description="Overrides of the region")
@@ -236,7 +236,7 @@ def consistency_problems(lines: Any, telephony: Any) -> list[tuple[str, str]]:
     return problems
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

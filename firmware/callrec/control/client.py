@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from callrec.control.api import CommandError
 from callrec.errors import CallrecError
@@ -57,19 +57,19 @@ class ControlClient:
         return response.get("result")
 
     def status(self) -> list[dict[str, Any]]:
-        return self.request("status")
+        return cast(list[dict[str, Any]], self.request("status"))
 
     def alarms(self) -> list[dict[str, Any]]:
-        return self.request("alarms")
+        return cast(list[dict[str, Any]], self.request("alarms"))
 
     def stats(self) -> dict[str, Any]:
-        return self.request("stats")
+        return cast(dict[str, Any], self.request("stats"))
 
     def levels(self) -> dict[str, Any]:
-        return self.request("levels")
+        return cast(dict[str, Any], self.request("levels"))
 
     def command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.request("command", name=name, args=args or {})
+        return cast(dict[str, Any], self.request("command", name=name, args=args or {}))
 
 
 def _read_line(sock: socket.socket) -> bytes:

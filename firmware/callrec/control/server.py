@@ -207,6 +207,7 @@ class ControlServer:
             raise Refused(f"unknown cmd {shown!r}; known: {', '.join((*_QUERIES, 'command'))}")
         name, args = body.get("name"), body.get("args", {})
         validated = validate_command(name, args)
+        assert isinstance(name, str)  # validate_command refuses any other name
         log.info("control command %s %s from %s", name, json.dumps(args, ensure_ascii=False)[:200], peer)
         return self.device.command(name, validated)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from callrec.events import utc_iso
 from callrec.store import CallRecord
@@ -15,6 +15,14 @@ def new_call_id(wall: float, line: int) -> str:
     """Time-sortable and unique: `20261128T123456789Z-L1-3f2a` (UTC of the off-hook edge)."""
     moment = datetime.fromtimestamp(wall, tz=UTC)
     return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z-L{line}-{secrets.token_hex(2)}"
+
+
+class Pause(TypedDict):
+    """A pause of the recording, in seconds from the off-hook edge (`end_s` None: still paused)."""
+
+    start_s: float
+    end_s: float | None
+    by: str
 
 
 @dataclass
@@ -34,7 +42,7 @@ class Call:
     announcement_end_t: float | None = None
     announcement_reported: bool = False
     next_warning_t: float | None = None
-    pauses: list[dict[str, float | None]] = field(default_factory=list)
+    pauses: list[Pause] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     audio: list[Any] = field(default_factory=list)   # periods not yet handed to the recorder

@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from callrec.audio.detect import LineDetectors
-from callrec.audio.preroll import PreRoll
+from callrec.audio import LineDetectors, PreRoll
 from callrec.core.call import Call
 from callrec.line import LineMonitor
 
@@ -37,7 +36,7 @@ class Shutdown:
     reason: str
 
 
-class Player:
+class Player(Protocol):
     """What the core needs of a playback path for one line."""
 
     def play(self, line: int, samples: np.ndarray, kind: str) -> None: ...

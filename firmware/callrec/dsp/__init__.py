@@ -5,6 +5,7 @@
 """
 
 from callrec.dsp.detection import SAMPLE_RATE, Detection
+from callrec.dsp.gen import saturate
 from callrec.dsp.pipeline import LineDsp
 
-__all__ = ["Detection", "LineDsp", "SAMPLE_RATE"]
+__all__ = ["Detection", "LineDsp", "SAMPLE_RATE", "saturate"]

@@ -13,6 +13,7 @@ import glob
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -63,7 +64,7 @@ def bandwidth(dec: Decoder, law: str | None) -> list[Result]:
             for sign in (1, -1):
                 n = 0
                 for i in range(1, 61):
-                    kw = {f"{group}_dev": sign * i / 1000.0}
+                    kw = cast(gen.DtmfOptions, {f"{group}_dev": sign * i / 1000.0})   # low_dev or high_dev
                     n += len(dec(_munge(gen.dtmf(d, -17, 0.05, 0.05, **kw), law)))
                 counts[sign] = n
             rrb = (counts[1] + counts[-1]) / 10.0
@@ -220,7 +221,7 @@ def q24(dec: Decoder, law: str | None) -> list[Result]:
     interruption bridged, a 30 ms pause heard as two digits."""
     out = []
 
-    def count(name: str, criterion: str, make, want: int) -> None:
+    def count(name: str, criterion: str, make: Callable[[str, int], np.ndarray], want: int) -> None:
         hits = sum(1 for d in ALL_DIGITS for s in (1, -1) if len(dec(_munge(make(d, s), law))) == want)
         out.append(Result(name, hits, "of 32", criterion, hits == 32, hits, 32 - hits))
 

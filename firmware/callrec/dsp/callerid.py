@@ -290,12 +290,12 @@ class CallerIdDetector:
             return
         if len(raw) >= 2 and len(raw) == raw[1] + 3:
             valid = not msg.corrupt and sum(raw) & 0xFF == 0
-            fields = parse_bell_etsi(raw) if valid else {}
-            if valid and fields is None:
+            parsed = parse_bell_etsi(raw) if valid else {}
+            if valid and parsed is None:
                 log.info("valid caller-ID message of type 0x%02X (not call set-up) ignored", raw[0])
                 self._msg = None
                 return
-            self._report(valid, fields or {}, end, out)
+            self._report(valid, parsed or {}, end, out)
 
     def _report(self, valid: bool, fields: dict[str, object], end_index: int, out: list[Detection]) -> None:
         msg = self._msg

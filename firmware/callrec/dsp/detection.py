@@ -51,4 +51,5 @@ def dbm0_to_power(level_dbm0: float) -> float:
     peak of 32767·10^(−3.14/20) ≈ 22,800.
     """
     peak0 = 32767.0 * 10.0 ** (-3.14 / 20.0)
-    return (peak0 * peak0 / 2.0) * 10.0 ** (level_dbm0 / 10.0)
+    power: float = (peak0 * peak0 / 2.0) * 10.0 ** (level_dbm0 / 10.0)
+    return power

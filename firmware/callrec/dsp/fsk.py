@@ -11,6 +11,7 @@ bytes at all, and keeps the cost near zero while nobody sends data.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -57,6 +58,10 @@ def modulate(bits: list[int], spec: FskSpec, level_dbm0: float = -13.5, fs: int 
     return amplitude(level_dbm0) * np.sin(ph)
 
 
+# What FskReceiver.feed reports, as its docstring describes.
+FskEvent = tuple[Literal["sync"], int, str] | tuple[Literal["byte"], int, int, bool] | tuple[Literal["lost"], int]
+
+
 class FskReceiver:
     """Feed 8 kHz audio; get ("sync", index, standard), ("byte", index, value, framing_ok) and
     ("lost", index) events, indices in samples since the receiver started. A sync's index is where
@@ -85,7 +90,7 @@ class FskReceiver:
             self._cache[n] = (np.exp(-1j * self._wm * k), np.exp(-1j * self._ws * k))
         return self._cache[n]
 
-    def feed(self, samples: np.ndarray) -> list[tuple]:
+    def feed(self, samples: np.ndarray) -> list[FskEvent]:
         x = np.asarray(samples, dtype=np.float64)
         n = len(x)
         if n == 0:
@@ -107,7 +112,7 @@ class FskReceiver:
         self._v = np.concatenate([self._v, v])
         self._car = np.concatenate([self._car, energy >= _MIN_LEVEL])
         self._x = np.concatenate([self._x, x])
-        events: list[tuple] = []
+        events: list[FskEvent] = []
         while True:
             progressed = self._step_msg(events) if self._in_msg else self._step_idle(events)
             if not progressed:
@@ -125,7 +130,7 @@ class FskReceiver:
         e = np.flatnonzero((v[i0:] < 0) & (v[i0 - 1:-1] >= 0) & self._car[i0:]) + i0
         return e + self._base
 
-    def _step_idle(self, events: list[tuple]) -> bool:
+    def _step_idle(self, events: list[FskEvent]) -> bool:
         end = self._base + len(self._v)
         lo = max(self._pos, self._base + 1)
         i0 = lo - self._base
@@ -147,7 +152,7 @@ class FskReceiver:
         self._pos = end
         return False
 
-    def _pure_mark(self, r: int, events: list[tuple], run_start: int) -> bool:
+    def _pure_mark(self, r: int, events: list[FskEvent], run_start: int) -> bool:
         """Is the run before index r a steady tone at a mark frequency (not speech)?"""
         seg = self._x[max(0, r - 4 - 240): r - 4]
         if len(seg) < 200:
@@ -166,7 +171,7 @@ class FskReceiver:
         events.append(("sync", min(burst_start, run_start), best))
         return True
 
-    def _step_msg(self, events: list[tuple]) -> bool:
+    def _step_msg(self, events: list[FskEvent]) -> bool:
         end = self._base + len(self._v)
         edges = self._edges(self._pos)
         limit = self._last_byte_end + int(_LOST_BITS * _SPB)

@@ -6,6 +6,8 @@ so that every generated signal is on the same level scale the detectors are spec
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 
 from .detection import SAMPLE_RATE, dbm0_to_power
@@ -23,7 +25,8 @@ def amplitude(level_dbm0: float) -> float:
 
 def saturate(x: np.ndarray) -> np.ndarray:
     """Round and clip to int16, as a real A/D converter or a codec would."""
-    return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    out: np.ndarray = np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+    return out
 
 
 def tones(freqs: list[float] | tuple[float, ...], levels: list[float] | tuple[float, ...], n: int,
@@ -34,6 +37,16 @@ def tones(freqs: list[float] | tuple[float, ...], levels: list[float] | tuple[fl
     for f, lv in zip(freqs, levels, strict=True):
         out += amplitude(lv) * np.sin(2 * np.pi * f * t + phase0)
     return out
+
+
+class DtmfOptions(TypedDict, total=False):
+    """The keyword-only options of `dtmf`, passed through by `dtmf_sequence`."""
+
+    low_level: float | None
+    high_level: float | None
+    low_dev: float
+    high_dev: float
+    fs: int
 
 
 def dtmf(digit: str, level: float = -10.0, duration: float = 0.05, gap: float = 0.05, *,
@@ -54,14 +67,15 @@ def dtmf(digit: str, level: float = -10.0, duration: float = 0.05, gap: float = 
 
 
 def dtmf_sequence(digits: str, level: float = -10.0, duration: float = 0.05, gap: float = 0.05,
-                  **kw: float) -> np.ndarray:
+                  **kw: Unpack[DtmfOptions]) -> np.ndarray:
     """Several bursts, each `duration` on and `gap` off, float."""
     return np.concatenate([dtmf(d, level, duration, gap, **kw) for d in digits]) if digits else np.zeros(0)
 
 
 def awgn(level_dbm0: float, n: int, rng: np.random.Generator) -> np.ndarray:
     """White Gaussian noise with total power `level_dbm0` over the 0–4 kHz band."""
-    return rng.standard_normal(n) * np.sqrt(dbm0_to_power(level_dbm0))
+    noise: np.ndarray = rng.standard_normal(n) * np.sqrt(dbm0_to_power(level_dbm0))
+    return noise
 
 
 def cadence(freqs: tuple[float, ...], level: float, pattern: tuple[float, ...], total: float,

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 from callrec.config import LineConfig
 from callrec.errors import CallrecError
@@ -29,13 +29,13 @@ class GpioUnavailable(CallrecError, RuntimeError):
 
 def import_gpio() -> ModuleType:
     try:
-        import RPi.GPIO as gpio  # type: ignore[import-not-found]
+        import RPi.GPIO as gpio
     except (ImportError, RuntimeError) as error:
         raise GpioUnavailable(
             f"RPi.GPIO is not usable on this machine ({error}); on a Pi install python3-rpi-lgpio "
             "or RPi.GPIO, elsewhere use `callrec simulate`"
         ) from error
-    return gpio
+    return cast(ModuleType, gpio)
 
 
 class RpiGpioLine:

@@ -18,6 +18,7 @@ Timed decisions are taken in time order by `advance(now)`; the core calls it wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -170,8 +171,8 @@ class LineMonitor:
 
     # ---- timers ----------------------------------------------------------------------------------
 
-    def _timers(self) -> list[tuple[float, object]]:
-        timers: list[tuple[float, object]] = []
+    def _timers(self) -> list[tuple[float, Callable[[float], list[LineSignal]]]]:
+        timers: list[tuple[float, Callable[[float], list[LineSignal]]]] = []
         if self._hook_raw != self._hook_stable:
             timers.append((self._hook_raw_t + self.s.debounce_s, self._hook_settled))
         returning = (self._hook_raw and not self._hook_stable

@@ -1,18 +1,18 @@
 """Recording: the writer and finisher threads, crash-safe part files, finalizing, recovery."""
 
 from callrec.recording.files import day_dir, recordings_root
-from callrec.recording.recorder import (
+from callrec.recording.messages import (
     Audio,
     Begin,
     Finish,
     Gap,
     Mark,
     Note,
-    Recorder,
     RecordingFailed,
     RecordingOpened,
     StorageChanged,
 )
+from callrec.recording.recorder import Recorder
 from callrec.recording.recover import Reconciled, list_quarantine, quarantine_dir, recover_all
 
 __all__ = ["Audio", "Begin", "Finish", "Gap", "Mark", "Note", "Reconciled", "Recorder", "RecordingFailed",

@@ -1,4 +1,4 @@
-"""The recorder: the writer threads that act on the core's recording decisions.
+"""The recorder: the writer thread (and its finisher) that act on the core's recording decisions.
 
 The core never touches the disk. It sends `Begin`, `Audio`, `Gap`, `Note`, `Finish` and `Mark`;
 this part writes them and tells the core what became of them (`RecordingOpened`,
@@ -8,8 +8,9 @@ recorded and shows a line that cannot record as `fault`.
 Two threads, so that a long finalization never delays the audio of the other lines:
 - the *writer* appends every call's audio to its part file (unbuffered: a killed process loses
   nothing it handed over) and syncs each part at least every `sync_interval_s`;
-- the *finisher* turns ended calls into final recordings (encode, hash, sidecar), keeps the call
-  index (it is the only thread that writes it) and says so in `recording.saved` and `call.ended`.
+- the *finisher* (finisher.py) turns ended calls into final recordings (encode, hash, sidecar),
+  keeps the call index (it is the only thread that writes it) and says so in `recording.saved`
+  and `call.ended`.
 
 Storage trouble never ends either thread. A write the disk refuses is a gap in that call's record
 (the file keeps the line's timeline: finalizing puts silence there) and a `storage` alarm; the
@@ -20,137 +21,37 @@ failed keeps its part and is retried while the service runs (and by `recover` at
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from callrec.events import Event, EventBus
-from callrec.recording.files import (
-    FinalFile,
-    PartWriter,
-    finalize,
-    gaps_in_call,
-    recordings_root,
-    write_sidecar,
+from callrec.recording.files import PartWriter, recordings_root
+from callrec.recording.finisher import EndedCall, Finisher, RecorderStats, describe_error
+from callrec.recording.messages import (
+    Audio,
+    Begin,
+    Finish,
+    Gap,
+    Mark,
+    Note,
+    RecordingFailed,
+    RecordingOpened,
+    StorageChanged,
 )
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
 
 PROBE_EVERY_S = 5.0        # while storage fails and no call writes, test it this often
-RETRY_FINALIZE_S = 30.0    # a call that could not be finalized is tried again this often
 PROBE_BYTES = 64 * 1024
-
-
-# ---- what the core sends -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Begin:
-    call_id: str
-    line: int
-    directory: Path
-    meta: dict[str, Any]
-    initial: np.ndarray
-
-
-@dataclass(frozen=True)
-class Audio:
-    call_id: str
-    samples: np.ndarray
-
-
-@dataclass(frozen=True)
-class Gap:
-    """The line was not heard for `frames` (the capture card was away): silence in the file."""
-
-    call_id: str
-    frames: int
-    cause: str
-
-
-@dataclass(frozen=True)
-class Note:
-    """Facts learnt during the call (answer, announcement proof), kept in the part's metadata."""
-
-    call_id: str
-    fields: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Finish:
-    call_id: str
-    record: dict[str, Any]          # the index document, without `recording`/`status`
-    frames: int | None              # keep this many frames of the line's timeline; None = all
-    discard: bool
-    wall: float
-
-
-@dataclass(frozen=True)
-class Mark:
-    """Tag a call that has ended (the index is the finisher's); the result goes to `reply`."""
-
-    call_id: str
-    tag: str
-    reply: Future[dict[str, Any]]
-
-
-# ---- what the recorder tells the core ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RecordingOpened:
-    """The call's part file exists and holds its pre-roll: the call is being recorded."""
-
-    call_id: str
-
-
-@dataclass(frozen=True)
-class RecordingFailed:
-    """The call cannot be recorded at all (no part file could be made)."""
-
-    call_id: str
-    message: str
-
-
-@dataclass(frozen=True)
-class StorageChanged:
-    """Recordings can (ok) or cannot be written; `message` says why not."""
-
-    ok: bool
-    message: str
-
-
-@dataclass
-class RecorderStats:
-    saved: int = 0
-    discarded: int = 0
-    failed: int = 0
-    bytes_written: int = 0
-
-
-@dataclass
-class _Job:
-    """An ended call on its way to a final recording (the finisher's)."""
-
-    finish: Finish
-    writer: PartWriter | None
-    lost_frames: int = 0
-    attempts: int = 0
-    next_try: float = 0.0
-    ended_sent: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 _STOP = object()
@@ -175,7 +76,7 @@ class Recorder:
         self.index = index
         self.bus = bus
         self.sync_interval_s = sync_interval_s
-        self.stats = RecorderStats()
+        self.finisher = Finisher(data_dir, fmt, rate, index, bus)
         self._report = report or (lambda item: None)
         # Bounded only in simulation, where capture outruns the disk: there it paces the pipeline.
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
@@ -191,15 +92,12 @@ class Recorder:
         self._wrote_since_failure = False
         self._next_probe = 0.0
         self._unopened: dict[str, tuple[Begin, int]] = {}   # calls whose part could not be made yet
-        # the finisher
-        self._jobs: queue.Queue[object] = queue.Queue()
-        self._retries: list[_Job] = []
-        self._unindexed: list[dict[str, Any]] = []
-        self._index_alarm = False
-        self._finishing = 0
-        self._finisher: threading.Thread | None = None
 
     # ---- the core's side -----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> RecorderStats:
+        return self.finisher.stats
 
     def submit(self, command: Begin | Audio | Gap | Note | Finish | Mark) -> None:
         with self._pending_cond:
@@ -209,13 +107,11 @@ class Recorder:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._thread.start()
-        self._finisher = threading.Thread(target=self._run_finisher, name="finisher", daemon=True)
-        self._finisher.start()
+        self.finisher.start()
 
     @property
     def alive(self) -> bool:
-        threads = (self._thread, self._finisher)
-        return all(thread is not None and thread.is_alive() for thread in threads)
+        return self._thread is not None and self._thread.is_alive() and self.finisher.alive
 
     def stop(self) -> None:
         """Finish the queued work (finalizations included), then stop. Open calls are the core's to
@@ -223,9 +119,7 @@ class Recorder:
         self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join()
-        self._jobs.put(_STOP)
-        if self._finisher is not None:
-            self._finisher.join()
+        self.finisher.stop()
         for writer in self._writers.values():
             with contextlib.suppress(OSError):
                 writer.close()  # left as parts: the next start recovers them
@@ -233,9 +127,14 @@ class Recorder:
     def wait_idle(self, timeout: float | None = None, *, finished: bool = True) -> bool:
         """Wait until every command submitted so far has been carried out (with `finished`, ended
         calls finalized and indexed too, as far as the disk allowed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._pending_cond:
-            return self._pending_cond.wait_for(
-                lambda: self._pending == 0 and (not finished or self._finishing == 0), timeout)
+            if not self._pending_cond.wait_for(lambda: self._pending == 0, timeout):
+                return False
+        if not finished:
+            return True
+        # the writer hands every Finish to the finisher before it counts the command as done
+        return self.finisher.wait_idle(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     # ---- the writer thread ----------------------------------------------------------------------
 
@@ -289,13 +188,9 @@ class Recorder:
         elif isinstance(command, Finish):
             writer = self._writers.pop(command.call_id, None)
             self._unopened.pop(command.call_id, None)
-            with self._pending_cond:
-                self._finishing += 1
-            self._jobs.put(_Job(command, writer, self._lost.pop(command.call_id, 0)))
+            self.finisher.submit(EndedCall(command, writer, self._lost.pop(command.call_id, 0)))
         elif isinstance(command, Mark):
-            with self._pending_cond:
-                self._finishing += 1
-            self._jobs.put(command)
+            self.finisher.submit(command)
 
     def _begin(self, command: Begin, missed: int = 0) -> None:
         try:
@@ -307,7 +202,7 @@ class Recorder:
                 writer.write(command.initial)
         except OSError as error:
             if command.call_id not in self._unopened:
-                self._report(RecordingFailed(command.call_id, _describe(error)))
+                self._report(RecordingFailed(command.call_id, describe_error(error)))
             self._unopened[command.call_id] = (command, missed + (0 if missed else len(command.initial)))
             raise
         self._unopened.pop(command.call_id, None)
@@ -385,7 +280,7 @@ class Recorder:
                 probe.unlink()
 
     def _storage_failed(self, error: OSError) -> None:
-        message = f"recordings cannot be written ({_describe(error)}); audio is being lost"
+        message = f"recordings cannot be written ({describe_error(error)}); audio is being lost"
         self._next_probe = time.monotonic() + PROBE_EVERY_S
         self._wrote_since_failure = False
         if self._storage_problem is not None:
@@ -406,204 +301,3 @@ class Recorder:
     def _alarm(self, type_: str, line: int | None, fields: dict[str, Any], call_id: str | None = None) -> None:
         self.bus.emit(Event(type_, line, call_id, time.time(), fields))
 
-    # ---- the finisher thread --------------------------------------------------------------------
-
-    def _run_finisher(self) -> None:
-        while True:
-            try:
-                item = self._jobs.get(timeout=self._retry_wait())
-            except queue.Empty:
-                self._retry_due()
-                continue
-            if item is _STOP:
-                self._retry_due(force=True)
-                return
-            try:
-                if isinstance(item, Mark):
-                    self._mark(item)
-                elif isinstance(item, _Job):
-                    self._finish(item)
-            except Exception:   # never let one call's trouble end the finisher
-                log.exception("finishing failed")
-            finally:
-                with self._pending_cond:
-                    self._finishing -= 1
-                    self._pending_cond.notify_all()
-            self._retry_due()
-
-    def _retry_wait(self) -> float | None:
-        dues = [job.next_try for job in self._retries]
-        if self._unindexed:
-            dues.append(time.monotonic() + RETRY_FINALIZE_S)
-        if not dues:
-            return None
-        return max(0.05, min(dues) - time.monotonic())
-
-    def _retry_due(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if self._unindexed and (force or not self._retries or now >= min(j.next_try for j in self._retries)):
-            self._index_pending()
-        for job in list(self._retries):
-            if force or now >= job.next_try:
-                self._retries.remove(job)
-                self._finish(job)
-
-    def _finish(self, job: _Job) -> None:
-        """Finalize, index, then say so; the part goes only once the sidecar holds the record, and
-        `call.ended` goes out once, whatever became of the recording (docs/events.md)."""
-        command = job.finish
-        writer = job.writer
-        record = dict(command.record)
-        record["errors"] = list(record.get("errors", [])) + job.errors
-        job.attempts += 1
-        if job.lost_frames and job.attempts == 1:
-            job.errors.append(f"{job.lost_frames / self.rate:.1f} s of audio could not be written "
-                              "(storage failure)")
-            record["errors"].append(job.errors[-1])
-        final: FinalFile | None = None
-        if writer is None:
-            record.update(status="failed", recording=None)
-            record["errors"].append("no recording was started for this call (see the storage alarm)")
-        elif command.discard:
-            with contextlib.suppress(OSError):
-                writer.remove()
-            self.stats.discarded += 1
-            record.update(status="discarded", recording=None)
-        else:
-            record["gaps"] = gaps_in_call(writer.meta.get("gaps", []), self.rate,
-                                          float(writer.meta.get("preroll_s", 0.0)))
-            final = self._finalize(job, record)
-            if final is None:
-                return
-        self._index(record)
-        if final is not None:
-            self.stats.saved += 1
-            self.stats.bytes_written += final.bytes
-            emit_saved(self.bus, record, final, command.wall, **({"late": True} if job.ended_sent else {}))
-        if not job.ended_sent:
-            emit_ended(self.bus, record, command.wall)
-
-    def _finalize(self, job: _Job, record: dict[str, Any]) -> FinalFile | None:
-        """The final file and sidecar, or None when the disk refused them (retried later)."""
-        command, writer = job.finish, job.writer
-        assert writer is not None
-        final_path = writer.directory / f"{command.call_id}.{self.fmt}"
-        try:
-            with contextlib.suppress(OSError):   # the part keeps the whole record, should we crash now
-                writer.update_meta({"final": {**record, "frames": command.frames}})
-            writer.close()
-            final = finalize(writer.part_path, final_path, self.fmt, self.rate, command.frames,
-                             writer.meta.get("gaps"))
-            record["recording"] = recording_fields(final, self.data_dir)
-            record["status"] = "complete"
-            if job.attempts > 1:
-                record["errors"].append(f"finalized late, at attempt {job.attempts} (storage failure before)")
-            record.update(write_sidecar(final_path, record))
-        except Exception as error:  # disk full, I/O error: the part stays for a retry and `recover`
-            log.error("finalizing %s failed (attempt %d): %s", command.call_id, job.attempts, error)
-            self._finalize_failed(job, record, error)
-            return None
-        with contextlib.suppress(OSError):
-            writer.remove()
-        if job.ended_sent:
-            self._alarm("alarm.cleared", record["line"], {"id": f"recording:{command.call_id}",
-                                                          "kind": "recording"}, command.call_id)
-        return final
-
-    def _finalize_failed(self, job: _Job, record: dict[str, Any], error: Exception) -> None:
-        command = job.finish
-        job.next_try = time.monotonic() + RETRY_FINALIZE_S
-        self._retries.append(job)
-        if job.ended_sent:
-            return
-        job.ended_sent = True
-        self.stats.failed += 1
-        part_name = job.writer.part_path.name if job.writer is not None else "?"
-        failed = {**record, "status": "failed", "recording": None,
-                  "errors": [*record["errors"], f"finalize failed: {_describe(error)}; audio kept in {part_name}, "
-                             "retried while the service runs and by `callrec recover`"]}
-        self._alarm("alarm.raised", record["line"], {
-            "id": f"recording:{command.call_id}", "kind": "recording",
-            "message": f"recording of call {command.call_id} could not be finalized: {_describe(error)}; "
-                       "it is retried, and `callrec recover` finishes it once the cause is fixed"},
-            command.call_id)
-        self._index(failed)
-        emit_ended(self.bus, failed, command.wall)
-
-    def _index(self, record: dict[str, Any]) -> None:
-        try:
-            self.index.add(record)
-        except (sqlite3.Error, OSError, ValueError) as error:
-            log.error("indexing %s failed: %s", record["call_id"], error)
-            self._unindexed = [r for r in self._unindexed if r["call_id"] != record["call_id"]] + [record]
-            if not self._index_alarm:
-                self._index_alarm = True
-                self._alarm("alarm.raised", None, {
-                    "id": "index", "kind": "storage",
-                    "message": f"calls cannot be written to the index ({error}); their recordings and sidecars "
-                               "are kept and they are indexed once it works again"}, None)
-            return
-        if self._unindexed:
-            self._index_pending()
-
-    def _index_pending(self) -> None:
-        pending, self._unindexed = self._unindexed, []
-        for number, record in enumerate(pending):
-            try:
-                self.index.add(record)
-            except (sqlite3.Error, OSError, ValueError):
-                self._unindexed = pending[number:]
-                return
-        if self._index_alarm:
-            self._index_alarm = False
-            self._alarm("alarm.cleared", None, {"id": "index", "kind": "storage"})
-
-    def _mark(self, mark: Mark) -> None:
-        if not mark.reply.set_running_or_notify_cancel():
-            return
-        try:
-            record = self.index.get(mark.call_id)
-            if record is None:
-                from callrec.control import CommandError
-
-                raise CommandError(f"no call {mark.call_id!r}")
-            tags = list(record.get("tags", []))
-            if mark.tag not in tags:
-                tags.append(mark.tag)
-            self.index.update(mark.call_id, {"tags": tags})
-        except Exception as error:
-            mark.reply.set_exception(error)
-        else:
-            mark.reply.set_result({"call_id": mark.call_id, "tags": tags})
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return "the disk is full"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error) or type(error).__name__
-
-
-def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: float, **extra: Any) -> None:
-    bus.emit(Event("recording.saved", record["line"], record["call_id"], wall, {
-        "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
-        "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3), **extra,
-    }))
-
-
-def emit_ended(bus: EventBus, record: dict[str, Any], wall: float) -> None:
-    bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
-        "duration_s": record.get("duration_s"), "direction": record.get("direction"),
-        "rings": record.get("rings"), "status": record["status"],
-    }))
-
-
-def recording_fields(final: Any, data_dir: Path) -> dict[str, Any]:
-    return {
-        "path": str(final.path.relative_to(data_dir)),
-        "format": final.format,
-        "bytes": final.bytes,
-        "sha256": final.sha256,
-        "sample_rate": final.sample_rate,
-    }

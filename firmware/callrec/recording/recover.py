@@ -42,7 +42,7 @@ from callrec.recording.files import (
     recordings_root,
     write_sidecar,
 )
-from callrec.recording.recorder import emit_ended, emit_saved, recording_fields
+from callrec.recording.finisher import emit_ended, emit_saved, recording_fields
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
         meta = _inferred_meta(call_id, rate, preroll_s)   # raises when the name says nothing
     final_record = meta.get("final") if isinstance(meta.get("final"), dict) else None
     rate = int(meta["sample_rate"])
-    gaps = meta.get("gaps") if isinstance(meta.get("gaps"), list) else []
+    gaps = listed if isinstance(listed := meta.get("gaps"), list) else []
     frames = final_record.get("frames") if final_record else None
     final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
                      frames if isinstance(frames, int) else None, gaps)

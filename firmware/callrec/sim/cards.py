@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from callrec.audio import AudioDeviceError, PcmSink, PcmSource, PcmSpec, SourceEnded
-from callrec.dsp.gen import saturate
+from callrec.dsp import saturate
 from callrec.events import StampedEvent
 from callrec.line import SimulatedLine
 from callrec.sim.scenario import ScenarioEvent

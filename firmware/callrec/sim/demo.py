@@ -80,8 +80,8 @@ def exchange_signals(line: int) -> tuple[np.ndarray, float]:
 def speech(lines: list[str], path: Path, line: int) -> float:
     """Write a line's audio: the exchange's signals, then the conversation; return its length."""
     signals, talk_at = exchange_signals(line)
-    pieces = [signals[: int(talk_at * RATE)].astype(np.float32)]
-    from callrec.audio.sound import read_mono
+    pieces: list[np.ndarray] = [signals[: int(talk_at * RATE)].astype(np.float32)]
+    from callrec.audio import read_mono
 
     voice = shutil.which("espeak-ng")
     with tempfile.TemporaryDirectory() as scratch:

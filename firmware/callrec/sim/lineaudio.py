@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from callrec.audio import SoundError, to_int16
-from callrec.audio.sound import stream_mono
+from callrec.audio import SoundError, stream_mono, to_int16
 from callrec.sim.scenario import ScenarioError, ScenarioLine
 
 TAIL_S = 2.0     # audio after the last event, so the hang-up decision (flash window) can be taken

@@ -14,6 +14,7 @@ from typing import Any
 
 from callrec.app import Service, StartupError, attach_front_ends, take_data_lock
 from callrec.config import Config
+from callrec.events import Listener, StampedEvent
 from callrec.sim.scenario import Scenario, ScenarioError
 from callrec.sim.simulation import prepare
 
@@ -41,7 +42,7 @@ def run_simulation(config: Config, scenario: Scenario, *, realtime: bool, explic
     except BaseException:
         lock.release()
         raise
-    listeners = [_print_event] if print_events else []
+    listeners: list[Listener] = [_print_event] if print_events else []
     service = Service(sim.config, sim.backend, listeners, lock=lock)
     sim.bind(service.wait_settled, service.player_idle)
     interrupted = threading.Event()
@@ -76,7 +77,7 @@ def run_simulation(config: Config, scenario: Scenario, *, realtime: bool, explic
     return 130 if interrupted.is_set() else 0
 
 
-def _print_event(stamped: Any) -> None:
+def _print_event(stamped: StampedEvent) -> None:
     sys.stdout.write(stamped.to_json() + "\n")
     sys.stdout.flush()
 

@@ -190,4 +190,5 @@ def _audio(scenario: Path, name: str) -> tuple[Path | None, str | None]:
 
 def _audio_seconds(audio: Path) -> float:
     info = soundfile.info(str(audio))
-    return info.frames / info.samplerate
+    seconds: float = info.frames / info.samplerate
+    return seconds

@@ -21,10 +21,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from callrec.app import Backend, channel_problems
-from callrec.audio.alsa import AlsaBackend
-from callrec.audio.port import PcmSpec
+from callrec.audio import AlsaBackend, PcmSpec
 from callrec.config import Config, ConfigError, report
 from callrec.line import SimulatedLine
 from callrec.sim.cards import CardLine, Lockstep, SimCard, SimulatedCards, WallClock
@@ -52,7 +52,11 @@ class Simulation:
         """The service's side of pacing, once it exists: its settle, and whether a player is idle."""
         for card in self.cards.cards:
             card.settle = settle
-            card.player_idle = lambda name=card.playback.spec.name: player_idle(name)
+
+            def idle(name: str = card.playback.spec.name) -> bool:
+                return player_idle(name)
+
+            card.player_idle = idle
 
     def card_of(self, line: int) -> SimCard:
         return next(card for card in self.cards.cards if line in card.lines)
@@ -137,7 +141,7 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
             card_files.frames, source, lockstep, clock, gone, paced=realtime))
         for s in group:
             base = configured.get(s.line)
-            fields = base.model_dump() if base is not None else {
+            fields: dict[str, Any] = base.model_dump() if base is not None else {
                 "id": s.line, "hook_gpio": 2 + 3 * s.line, "ring_gpio": 3 + 3 * s.line, "led_gpio": None,
             }
             fields.update(capture_pcm=capture.name, capture_channel=channels[s.line],

@@ -24,7 +24,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tinydb import TinyDB
 
@@ -120,11 +120,12 @@ class CallIndex:
                 self.unavailable = str(error)
                 raise sqlite3.OperationalError(f"the call index {self.path} is not available ({error})") from None
             log.info("the call index %s is available again", self.path)
+        assert self._db is not None  # set by _open()
         return self._db
 
     @property
     def _storage(self) -> SQLiteStorage:
-        return self.db.storage  # type: ignore[return-value]
+        return cast(SQLiteStorage, self.db.storage)
 
     @property
     def table(self) -> Any:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from callrec.config.toml import key_path
+from callrec.config import key_path
 
 Status = Literal["complete", "recovered", "discarded", "failed"]
 STATUSES: tuple[str, ...] = ("complete", "recovered", "discarded", "failed")

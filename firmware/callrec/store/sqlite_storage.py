@@ -29,7 +29,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -318,10 +318,10 @@ class SQLiteTable(Table):
             self._cache_generation = generation
         return super().search(cond)
 
-    def insert(self, document: Mapping) -> int:
+    def insert(self, document: Mapping[str, Any]) -> int:
         return self.insert_multiple([document])[0]
 
-    def insert_multiple(self, documents: Iterable[Mapping]) -> list[int]:
+    def insert_multiple(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
         pending: list[tuple[int | None, Mapping[str, Any]]] = []
         for document in documents:
             if not isinstance(document, Mapping):
@@ -332,7 +332,7 @@ class SQLiteTable(Table):
         self.clear_cache()
         return ids
 
-    def get(self, cond: Any = None, doc_id: int | None = None, doc_ids: list | None = None) -> Any:
+    def get(self, cond: Any = None, doc_id: int | None = None, doc_ids: list[int] | None = None) -> Any:
         if doc_id is None:
             return super().get(cond, doc_id, doc_ids)
         rows = self._storage.query("SELECT body FROM documents WHERE tbl = ? AND doc_id = ?", (self.name, int(doc_id)))
@@ -344,14 +344,14 @@ class SQLiteTable(Table):
     def _get_next_id(self) -> int:
         return self._storage.next_doc_id(self.name)
 
-    def _read_table(self) -> dict[str, Mapping]:
+    def _read_table(self) -> dict[str, Mapping[str, Any]]:
         return {str(doc_id): json.loads(body) for doc_id, body in self._storage.table_bodies(self.name).items()}
 
-    def _update_table(self, updater: Callable[[dict[int, Mapping]], None]) -> None:
+    def _update_table(self, updater: Callable[[dict[int, Mapping[str, Any]]], None]) -> None:
         """TinyDB's read-modify-write, made atomic across processes and written back row by row."""
         with self._storage.transaction():
             old = self._storage.table_bodies(self.name)
-            table: dict[int, Mapping] = {doc_id: json.loads(body) for doc_id, body in old.items()}
+            table: dict[int, Mapping[str, Any]] = {doc_id: json.loads(body) for doc_id, body in old.items()}
             updater(table)
             self._storage.replace_table(self.name, table, old)
         self.clear_cache()
@@ -360,8 +360,10 @@ class SQLiteTable(Table):
 class SQLiteTinyDB(TinyDB):
     """TinyDB wired to the sqlite storage and table: `SQLiteTinyDB(path)` is all it takes."""
 
-    table_class = SQLiteTable
-    default_storage_class = SQLiteStorage
+    # TinyDB types these from its defaults: SQLiteStorage is no JSONStorage, and SQLiteTable takes
+    # Table's optional arguments by keyword only, so both overrides are narrower than declared.
+    table_class = SQLiteTable  # type: ignore[assignment]
+    default_storage_class = SQLiteStorage  # type: ignore[assignment]
 
     def tables(self) -> set[str]:
-        return self.storage.table_names()  # type: ignore[attr-defined, no-any-return]
+        return cast(SQLiteStorage, self.storage).table_names()

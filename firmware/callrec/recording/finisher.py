@@ -1,0 +1,299 @@
+"""The finisher: the recorder's second thread, turning ended calls into final recordings.
+
+It finalizes (encode, hash), writes the sidecar, is the only writer of the call index, and says so
+in `recording.saved` and `call.ended`: a long finalization never delays the audio the writer thread
+(recorder.py) puts on the disk for the other lines. A call whose finalization fails keeps its part
+and is retried every `RETRY_FINALIZE_S` while the service runs (and by `callrec recover` at the
+next start); ended calls the index cannot take wait in memory, their sidecars on the disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from callrec.events import Event, EventBus
+from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, write_sidecar
+from callrec.recording.messages import Finish, Mark
+from callrec.store import CallIndex
+
+log = logging.getLogger(__name__)
+
+RETRY_FINALIZE_S = 30.0    # a call that could not be finalized is tried again this often
+
+
+@dataclass
+class RecorderStats:
+    saved: int = 0
+    discarded: int = 0
+    failed: int = 0
+    bytes_written: int = 0
+
+
+@dataclass
+class EndedCall:
+    """An ended call on its way to a final recording (the finisher's)."""
+
+    finish: Finish
+    writer: PartWriter | None
+    lost_frames: int = 0
+    attempts: int = 0
+    next_try: float = 0.0
+    ended_sent: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+_STOP = object()
+
+
+class Finisher:
+    def __init__(self, data_dir: Path, fmt: str, rate: int, index: CallIndex, bus: EventBus) -> None:
+        self.data_dir = data_dir
+        self.fmt = fmt
+        self.rate = rate
+        self.index = index
+        self.bus = bus
+        self.stats = RecorderStats()
+        self._jobs: queue.Queue[object] = queue.Queue()
+        self._retries: list[EndedCall] = []
+        self._unindexed: list[dict[str, Any]] = []
+        self._index_alarm = False
+        self._busy = 0
+        self._busy_cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="finisher", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def submit(self, item: Any) -> None:
+        """An ended call (`EndedCall`) or a Mark, carried out in order on the finisher's thread."""
+        with self._busy_cond:
+            self._busy += 1
+        self._jobs.put(item)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._busy_cond:
+            return self._busy_cond.wait_for(lambda: self._busy == 0, timeout)
+
+    def stop(self) -> None:
+        """Finish what was submitted, try the waiting finalizations once more, then stop."""
+        self._jobs.put(_STOP)
+        if self._thread is not None:
+            self._thread.join()
+
+    def _alarm(self, type_: str, line: int | None, fields: dict[str, Any], call_id: str | None = None) -> None:
+        self.bus.emit(Event(type_, line, call_id, time.time(), fields))
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._jobs.get(timeout=self._retry_wait())
+            except queue.Empty:
+                self._retry_due()
+                continue
+            if item is _STOP:
+                self._retry_due(force=True)
+                return
+            try:
+                if isinstance(item, Mark):
+                    self._mark(item)
+                elif isinstance(item, EndedCall):
+                    self._finish(item)
+            except Exception:   # never let one call's trouble end the finisher
+                log.exception("finishing failed")
+            finally:
+                with self._busy_cond:
+                    self._busy -= 1
+                    self._busy_cond.notify_all()
+            self._retry_due()
+
+    def _retry_wait(self) -> float | None:
+        dues = [job.next_try for job in self._retries]
+        if self._unindexed:
+            dues.append(time.monotonic() + RETRY_FINALIZE_S)
+        if not dues:
+            return None
+        return max(0.05, min(dues) - time.monotonic())
+
+    def _retry_due(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._unindexed and (force or not self._retries or now >= min(j.next_try for j in self._retries)):
+            self._index_pending()
+        for job in list(self._retries):
+            if force or now >= job.next_try:
+                self._retries.remove(job)
+                self._finish(job)
+
+    def _finish(self, job: EndedCall) -> None:
+        """Finalize, index, then say so; the part goes only once the sidecar holds the record, and
+        `call.ended` goes out once, whatever became of the recording (docs/events.md)."""
+        command = job.finish
+        writer = job.writer
+        record = dict(command.record)
+        record["errors"] = list(record.get("errors", [])) + job.errors
+        job.attempts += 1
+        if job.lost_frames and job.attempts == 1:
+            job.errors.append(f"{job.lost_frames / self.rate:.1f} s of audio could not be written "
+                              "(storage failure)")
+            record["errors"].append(job.errors[-1])
+        final: FinalFile | None = None
+        if writer is None:
+            record.update(status="failed", recording=None)
+            record["errors"].append("no recording was started for this call (see the storage alarm)")
+        elif command.discard:
+            with contextlib.suppress(OSError):
+                writer.remove()
+            self.stats.discarded += 1
+            record.update(status="discarded", recording=None)
+        else:
+            record["gaps"] = gaps_in_call(writer.meta.get("gaps", []), self.rate,
+                                          float(writer.meta.get("preroll_s", 0.0)))
+            final = self._finalize(job, record)
+            if final is None:
+                return
+        self._index(record)
+        if final is not None:
+            self.stats.saved += 1
+            self.stats.bytes_written += final.bytes
+            emit_saved(self.bus, record, final, command.wall, **({"late": True} if job.ended_sent else {}))
+        if not job.ended_sent:
+            emit_ended(self.bus, record, command.wall)
+
+    def _finalize(self, job: EndedCall, record: dict[str, Any]) -> FinalFile | None:
+        """The final file and sidecar, or None when the disk refused them (retried later)."""
+        command, writer = job.finish, job.writer
+        assert writer is not None
+        final_path = writer.directory / f"{command.call_id}.{self.fmt}"
+        try:
+            with contextlib.suppress(OSError):   # the part keeps the whole record, should we crash now
+                writer.update_meta({"final": {**record, "frames": command.frames}})
+            writer.close()
+            final = finalize(writer.part_path, final_path, self.fmt, self.rate, command.frames,
+                             writer.meta.get("gaps"))
+            record["recording"] = recording_fields(final, self.data_dir)
+            record["status"] = "complete"
+            if job.attempts > 1:
+                record["errors"].append(f"finalized late, at attempt {job.attempts} (storage failure before)")
+            record.update(write_sidecar(final_path, record))
+        except Exception as error:  # disk full, I/O error: the part stays for a retry and `recover`
+            log.error("finalizing %s failed (attempt %d): %s", command.call_id, job.attempts, error)
+            self._finalize_failed(job, record, error)
+            return None
+        with contextlib.suppress(OSError):
+            writer.remove()
+        if job.ended_sent:
+            self._alarm("alarm.cleared", record["line"], {"id": f"recording:{command.call_id}",
+                                                          "kind": "recording"}, command.call_id)
+        return final
+
+    def _finalize_failed(self, job: EndedCall, record: dict[str, Any], error: Exception) -> None:
+        command = job.finish
+        job.next_try = time.monotonic() + RETRY_FINALIZE_S
+        self._retries.append(job)
+        if job.ended_sent:
+            return
+        job.ended_sent = True
+        self.stats.failed += 1
+        part_name = job.writer.part_path.name if job.writer is not None else "?"
+        failed = {**record, "status": "failed", "recording": None,
+                  "errors": [*record["errors"], f"finalize failed: {describe_error(error)}; audio kept in {part_name}, "
+                             "retried while the service runs and by `callrec recover`"]}
+        self._alarm("alarm.raised", record["line"], {
+            "id": f"recording:{command.call_id}", "kind": "recording",
+            "message": f"recording of call {command.call_id} could not be finalized: {describe_error(error)}; "
+                       "it is retried, and `callrec recover` finishes it once the cause is fixed"},
+            command.call_id)
+        self._index(failed)
+        emit_ended(self.bus, failed, command.wall)
+
+    def _index(self, record: dict[str, Any]) -> None:
+        try:
+            self.index.add(record)
+        except (sqlite3.Error, OSError, ValueError) as error:
+            log.error("indexing %s failed: %s", record["call_id"], error)
+            self._unindexed = [r for r in self._unindexed if r["call_id"] != record["call_id"]] + [record]
+            if not self._index_alarm:
+                self._index_alarm = True
+                self._alarm("alarm.raised", None, {
+                    "id": "index", "kind": "storage",
+                    "message": f"calls cannot be written to the index ({error}); their recordings and sidecars "
+                               "are kept and they are indexed once it works again"}, None)
+            return
+        if self._unindexed:
+            self._index_pending()
+
+    def _index_pending(self) -> None:
+        pending, self._unindexed = self._unindexed, []
+        for number, record in enumerate(pending):
+            try:
+                self.index.add(record)
+            except (sqlite3.Error, OSError, ValueError):
+                self._unindexed = pending[number:]
+                return
+        if self._index_alarm:
+            self._index_alarm = False
+            self._alarm("alarm.cleared", None, {"id": "index", "kind": "storage"})
+
+    def _mark(self, mark: Mark) -> None:
+        if not mark.reply.set_running_or_notify_cancel():
+            return
+        try:
+            record = self.index.get(mark.call_id)
+            if record is None:
+                from callrec.control import CommandError
+
+                raise CommandError(f"no call {mark.call_id!r}")
+            tags = list(record.get("tags", []))
+            if mark.tag not in tags:
+                tags.append(mark.tag)
+            self.index.update(mark.call_id, {"tags": tags})
+        except Exception as error:
+            mark.reply.set_exception(error)
+        else:
+            mark.reply.set_result({"call_id": mark.call_id, "tags": tags})
+
+
+def describe_error(error: BaseException) -> str:
+    """A storage error as an operator reads it: "the disk is full", not "[Errno 28]"."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return "the disk is full"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: float, **extra: Any) -> None:
+    bus.emit(Event("recording.saved", record["line"], record["call_id"], wall, {
+        "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
+        "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3), **extra,
+    }))
+
+
+def emit_ended(bus: EventBus, record: dict[str, Any], wall: float) -> None:
+    bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
+        "duration_s": record.get("duration_s"), "direction": record.get("direction"),
+        "rings": record.get("rings"), "status": record["status"],
+    }))
+
+
+def recording_fields(final: Any, data_dir: Path) -> dict[str, Any]:
+    return {
+        "path": str(final.path.relative_to(data_dir)),
+        "format": final.format,
+        "bytes": final.bytes,
+        "sha256": final.sha256,
+        "sample_rate": final.sample_rate,
+    }
