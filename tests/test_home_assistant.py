@@ -153,9 +153,10 @@ def test_home_assistant_makes_every_entity_and_follows_a_call_with_caller_id(tmp
         burst = callerid.signal(callerid.sdmf_message("12021200", CALLER), "bell202") / 32768.0
         audio[int(6.2 * 8000):int(6.2 * 8000) + len(burst)] += burst
         soundfile.write(str(tmp_path / "line1.wav"), np.clip(audio, -1, 1), 8000, subtype="PCM_16")
+        noise_wav(tmp_path / "line2.wav", 26, level=0.001)
         (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "line1.wav", "events": [
             (4.0, "ring", "on"), (6.0, "ring", "off"), (9.0, "ring", "on"), (9.5, "hook", "off"),
-            (14.5, "hook", "on")]}]))
+            (14.5, "hook", "on")]}, {"line": 2, "audio": "line2.wav", "events": []}]))
         (tmp_path / "c.toml").write_text(f'region = "US"\n[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
                                          f'device_id = "{DEVICE}"\n')
         run = subprocess.Popen([sys.executable, "-m", "callrec", "simulate", str(tmp_path / "s.toml"), "--data",
@@ -163,7 +164,8 @@ def test_home_assistant_makes_every_entity_and_follows_a_call_with_caller_id(tmp
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         states = _wait(ha, lambda s: len(s) >= 12, 30, "Home Assistant did not make the 12 entities")
         assert len(states) == 12, sorted(states)
-        assert _state(states, "_line_1_state") == "idle" and _state(states, "_line_2_state") == "idle"
+        _wait(ha, lambda s: _state(s, "_line_1_state") == "idle" and _state(s, "_line_2_state") == "idle", 20,
+              "the lines were not shown idle once the device was online")
         _wait(ha, lambda s: _state(s, "_line_1_state") == "recording" and _state(s, "_line_1_recording") == "on",
               30, "the call was not shown")
         states = _wait(ha, lambda s: _state(s, "_line_1_state") == "idle" and _state(s, "_calls_today") == "1", 20,
