@@ -253,7 +253,7 @@ class FakeDevice:
             "cpu_temp_c": None,
         }
 
-    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def command(self, name: str, args: dict[str, Any], *, actor: str = "unknown") -> dict[str, Any]:
         # The device re-checks what the MQTT layer promised; a broken promise is recorded, not hidden.
         expected = {"ping": set(), "call.mark": {"call_id", "tag"}}.get(name, {"line"})
         if set(args) != expected or ("line" in args and type(args["line"]) is not int):

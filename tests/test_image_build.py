@@ -37,6 +37,7 @@ DEBIAN_PROVIDES = {  # pyproject dependency -> Debian package that satisfies it 
     "numpy": "python3-numpy",
     "soundfile": "python3-soundfile",
     "pyserial": "python3-serial",
+    "cryptography": "python3-cryptography",
     "rpi.gpio": "python3-rpi-lgpio",
 }
 

@@ -115,6 +115,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only list the parts set aside as unrecoverable (DATA/quarantine/)")
     recover.set_defaults(func=cmd_recover)
 
+    from callrec.evidence import register_commands
+
+    register_commands(sub, common, data, load_config)
+
     try:
         from callrec.dsp import analyze
     except ImportError:
@@ -164,6 +168,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 1
     print(f"{path}: OK ({len(config.lines)} line(s), region {config.region}, "
           f"data in {config.storage.data_dir})")
+    if config.privacy.encrypted:
+        print(f"recordings are encrypted to {len(config.privacy.recipient)} age recipient(s); the device cannot "
+              "decrypt them (the office identity can: `callrec decrypt`)")
+    else:
+        print("recordings are stored UNENCRYPTED: set [privacy] recipient = \"age1…\" (`callrec keygen` makes one)")
     return 0
 
 
@@ -329,6 +338,7 @@ def _with_presence(record: dict[str, Any], data_dir: Path) -> dict[str, Any]:
 def cmd_recover(args: argparse.Namespace) -> int:
     from callrec.app import StartupError, open_store, take_data_lock
     from callrec.events import EventBus
+    from callrec.evidence import DeviceKeyError, Evidence
     from callrec.recording import list_quarantine, quarantine_dir, recover_all
 
     config = load_config(args)
@@ -354,8 +364,15 @@ def cmd_recover(args: argparse.Namespace) -> int:
         try:
             for _alarm, message in store.problems:
                 print(message)
+            try:
+                chain = Evidence.open(data_dir).chain
+            except (OSError, DeviceKeyError) as error:
+                print(f"callrec recover: the evidence store cannot be opened ({error}); recovered calls are "
+                      "not sealed into the chain", file=sys.stderr)
+                chain = None
             result = recover_all(data_dir, config.storage.format, store.index, EventBus(store.journal),
-                                 rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds)
+                                 rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds,
+                                 chain=chain)
         finally:
             store.close()
     finally:

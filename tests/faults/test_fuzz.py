@@ -54,7 +54,7 @@ class Device:
     def stats(self) -> dict[str, Any]:
         return {"uptime_s": 1.0}
 
-    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def command(self, name: str, args: dict[str, Any], *, actor: str = "unknown") -> dict[str, Any]:
         if name == "recording.pause":
             raise CommandError("line 1 has no call in progress")
         return {}

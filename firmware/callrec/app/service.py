@@ -39,7 +39,9 @@ from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core, Player
 from callrec.errors import CallrecError
 from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
+from callrec.evidence import DeviceKeyError, Evidence
 from callrec.line import LineSource
+from callrec.privacy import Keeper, Recipients
 from callrec.recording import Reconciled, Recorder, recover_all
 from callrec.store import CallIndex, DataDirBusy, DataLock, Journal, StoreDamaged, move_aside
 
@@ -206,6 +208,8 @@ class Service:
         self.reconciled = Reconciled()
         self.device: ServiceDevice | None = None   # what front ends may ask (after start)
         self.stats: StatsProbe | None = None
+        self.evidence: Evidence | None = None
+        self.keeper: Keeper | None = None
 
     def start(self) -> None:
         config = self.config
@@ -221,16 +225,31 @@ class Service:
         # The boards and the stats probe follow the event stream from its first event: the front
         # ends read them (through `device`), never the parts that made the events.
         self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()
-        self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures))
+        self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures),
+                                purpose=config.privacy.purpose, encrypted=config.privacy.encrypted)
         listeners: list[Listener] = [self.lines_board, self.alarms_board, self.stats, *self.listeners,
                                      *self.backend.listeners]
         for listener in listeners:
             self.bus.subscribe(listener)
+        try:
+            evidence = Evidence.open(config.storage.data_dir)
+        except (OSError, DeviceKeyError) as error:   # a full disk must not keep calls from being recorded
+            log.error("the device key cannot be made or read (%s): chain entries are unsigned until it can", error)
+            evidence = Evidence.unsigned(config.storage.data_dir)
+            store.problems.append(("evidence.key", f"the device signing key cannot be made or read ({error}); "
+                                                   "calls are chained but unsigned until the service restarts "
+                                                   "with it"))
+        self.evidence = evidence
+        evidence.note_config(config.model_dump_json(), "service start", "device:service")
+        recipients = Recipients.parse(config.privacy.recipient) if config.privacy.encrypted else None
+        self.keeper = Keeper(config.storage.data_dir, self.index, evidence.chain, evidence.audit, config.retention,
+                             self.bus)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
                                  queue_size=self.backend.queue_size * 8,
                                  batch_s=AUDIO_BATCH_PERIODS * config.audio.period_ms / 1000,
-                                 report=lambda item: self._core_post(item))
+                                 report=lambda item: self._core_post(item),
+                                 chain=evidence.chain, recipients=recipients, keeper=self.keeper)
         period = config.audio.sample_rate * config.audio.period_ms // 1000
         capture_pcms: dict[str, dict[int, int]] = {}
         playback_pcms: dict[str, dict[int, int]] = {}
@@ -245,13 +264,15 @@ class Service:
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
         )
-        self.device = ServiceDevice(self.lines_board, self.alarms_board, self.stats, core)
+        self.device = ServiceDevice(self.lines_board, self.alarms_board, self.stats, core, evidence.audit,
+                                    config.privacy.purpose)
         # After the core exists, so alarms raised by healing and recovery are among its active alarms.
         for alarm_id, message in store.problems:
             self.bus.emit(Event("alarm.raised", None, None, time.time(),
                                 {"id": alarm_id, "kind": "storage", "message": message}))
         self.reconciled = recover_all(config.storage.data_dir, config.storage.format, self.index, self.bus,
-                                      rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds)
+                                      rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds,
+                                      chain=evidence.chain)
         if self.reconciled.recovered:
             log.info("recovered %d interrupted recording(s)", len(self.reconciled.recovered))
         try:

@@ -25,7 +25,10 @@ CPU_TEMP = Path("/sys/class/thermal/thermal_zone0/temp")
 
 
 class StatsProbe:
-    def __init__(self, data_dir: Path, overruns: Callable[[], int]) -> None:
+    def __init__(self, data_dir: Path, overruns: Callable[[], int], *, purpose: str | None = None,
+                 encrypted: bool = False) -> None:
+        self.purpose = purpose
+        self.encrypted = encrypted
         self.data_dir = data_dir
         self._overruns = overruns
         self._started = time.monotonic()
@@ -61,6 +64,8 @@ class StatsProbe:
             "calls_discarded": self._discarded,
             "capture_overruns": self._overruns(),
             "cpu_temp_c": cpu_temp(),
+            "purpose": self.purpose,
+            "encrypted": self.encrypted,
         }
 
     def _open(self) -> CallIndex:

@@ -16,10 +16,13 @@ from callrec.config.model import (
     parse,
 )
 from callrec.config.mqtt import MqttSettings, default_device_id
+from callrec.config.privacy import DEFAULT_PURPOSE, PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
 from callrec.config.toml import TomlModel, field_problems, key_path, report
 
-__all__ = ["ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH", "HookConfig",
-           "LineConfig", "MqttSettings", "PROFILES", "RegionProfile", "SignalsConfig", "StorageConfig",
-           "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "key_path", "load", "parse",
-           "report"]
+__all__ = [
+    "ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH",
+    "DEFAULT_PURPOSE", "HookConfig", "LineConfig", "MqttSettings", "PROFILES", "PrivacyConfig", "RegionProfile",
+    "RetentionConfig", "SignalsConfig", "StorageConfig", "TelephonyConfig", "TomlModel", "Tone",
+    "default_device_id", "field_problems", "key_path", "load", "parse", "report"
+]

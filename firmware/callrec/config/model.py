@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeGuard
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from callrec.config.mqtt import MqttSettings
+from callrec.config.privacy import PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
 from callrec.config.toml import TomlModel, field_problems, report
 from callrec.errors import CallrecError
@@ -137,6 +138,9 @@ class Config(TomlModel):
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Where and how recordings are kept")
     signals: SignalsConfig = Field(default_factory=SignalsConfig, description="Line intelligence from the audio")
     mqtt: MqttSettings = Field(default_factory=MqttSettings, description="See docs/mqtt.md")
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Encryption at rest, purpose of use")
+    retention: RetentionConfig = Field(default_factory=RetentionConfig,
+                                       description="How long calls are kept; the disk guard")
 
     @field_validator("lines", mode="before")
     @classmethod

@@ -28,6 +28,7 @@ from callrec.config import Config
 from callrec.console.lineedit import LineEditor
 from callrec.console.shell import Shell
 from callrec.control import ControlClient
+from callrec.evidence import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,8 @@ _EXIT_WORDS = ("exit", "quit", "logout")
 
 class SerialConsole:
     def __init__(self, port: str, baud: int, shell: Shell, *, reopen_wait_s: float = 2.0,
-                 idle_timeout_s: float = 600.0) -> None:
+                 idle_timeout_s: float = 600.0, audit: AuditLog | None = None) -> None:
+        self.audit = audit
         self.port = port
         self.baud = baud
         self.shell = shell
@@ -101,6 +103,8 @@ class SerialConsole:
                 self._session_start = now
                 self._commands = 0
                 log.info("console session started on %s", self.port)
+                if self.audit is not None:
+                    self.audit.try_record("console.session.started", f"console:{self.port}", {"baud": self.baud})
             echo, lines = editor.feed(data)
             if echo:
                 port.write(echo)
@@ -153,6 +157,10 @@ class SerialConsole:
             return
         log.info("console session on %s ended (%s) after %d command(s), %.0f s", self.port, reason,
                  self._commands, time.monotonic() - self._session_start)
+        if self.audit is not None:
+            self.audit.try_record("console.session.ended", f"console:{self.port}", {
+                "reason": reason, "commands": self._commands,
+                "seconds": round(time.monotonic() - self._session_start)})
         self._session_start = None
 
 
@@ -164,11 +172,24 @@ def _write(port: Any, text: str) -> None:
 def run_console(config: Config, *, port: str, baud: int, control_socket: Path, config_source: str,
                 config_problem: str | None) -> int:
     """`callrec console`: serve the port until SIGTERM (systemd stop) or SIGINT."""
-    shell = Shell(config, ControlClient(control_socket), config_source=config_source,
+    shell = Shell(config, ControlClient(control_socket, by=f"console:{port}"), config_source=config_source,
                   config_problem=config_problem)
-    console = SerialConsole(port, baud, shell)
+    console = SerialConsole(port, baud, shell, audit=_audit_log(config))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     console.serve(stop)
     return 0
+
+
+def _audit_log(config: Config) -> AuditLog | None:
+    """The data directory's audit log, when this process may sign into it (it runs as the
+    service's user); otherwise the sessions are only in the system log, said so once."""
+    from callrec.evidence import Evidence
+
+    try:
+        return Evidence.open(config.storage.data_dir).audit
+    except Exception as error:   # no data directory yet, or another user's key
+        log.warning("console sessions are not audited: the evidence store in %s cannot be opened (%s)",
+                    config.storage.data_dir, error)
+        return None

@@ -133,6 +133,10 @@ class Shell:
         out.append(f"disk free {render.size(stats.get('disk_free_bytes'))}, calls today {stats.get('calls_today')}, "
                    f"recordings {stats.get('recordings_stored')}, overruns {stats.get('capture_overruns')}"
                    + (f", CPU {temp} C" if temp is not None else ""))
+        out.append("recordings are " + ("encrypted at rest (age)" if stats.get("encrypted")
+                                        else "stored UNENCRYPTED ([privacy] recipient is not set)"))
+        if stats.get("purpose"):
+            out.append(f"purpose of use: {stats['purpose']}")
         return "\n".join(out)
 
     def _levels(self, args: list[str]) -> str:

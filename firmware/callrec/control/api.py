@@ -123,10 +123,12 @@ class Device(Protocol):
         """uptime_s, disk_free_bytes, calls_today, recordings_stored, capture_overruns, cpu_temp_c."""
         ...
 
-    def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    def command(self, name: str, args: dict[str, Any], *, actor: str = "unknown") -> dict[str, Any]:
         """Run a named command (`ping`, `announcement.test`, `recording.pause`, `recording.resume`,
         `call.mark`, `levels`). Returns extra result fields; raises CommandError when refused.
 
         `levels` returns `{"lines": [{"line", "rms_dbfs", "peak_dbfs", "window_s"}, ...]}`: what each
-        line carried over the last 0.2 s (for the console's live level display)."""
+        line carried over the last 0.2 s (for the console's live level display). `actor` says who
+        sent it (`console:/dev/ttyAMA0 (pid … uid …)`, `mqtt:cmd/…`): commands that change state
+        are audited with it."""
         ...

@@ -24,7 +24,9 @@ class ControlClient:
     an idle console holds no server thread.
     """
 
-    def __init__(self, path: Path = DEFAULT_SOCKET, timeout_s: float = 8.0) -> None:
+    def __init__(self, path: Path = DEFAULT_SOCKET, timeout_s: float = 8.0, by: str | None = None) -> None:
+        """`by`: who this client speaks for (the console says `console:<port>`), for the audit log."""
+        self.by = by
         self.path = Path(path)
         self.timeout_s = timeout_s   # longer than the core's own 5 s command timeout
         self._next_id = 0
@@ -69,7 +71,10 @@ class ControlClient:
         return cast(dict[str, Any], self.request("levels"))
 
     def command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-        return cast(dict[str, Any], self.request("command", name=name, args=args or {}))
+        fields: dict[str, Any] = {"name": name, "args": args or {}}
+        if self.by:
+            fields["by"] = self.by
+        return cast(dict[str, Any], self.request("command", **fields))
 
 
 def _read_line(sock: socket.socket) -> bytes:

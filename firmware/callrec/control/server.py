@@ -41,7 +41,7 @@ MAX_REQUEST_BYTES = 8192
 MAX_CLIENTS = 16
 IDLE_TIMEOUT_S = 60.0
 _QUERIES = ("status", "alarms", "stats", "levels")
-_KEYS = {"id", "cmd", "name", "args"}
+_KEYS = {"id", "cmd", "name", "args", "by"}
 
 
 class ControlServer:
@@ -209,7 +209,9 @@ class ControlServer:
         validated = validate_command(name, args)
         assert isinstance(name, str)  # validate_command refuses any other name
         log.info("control command %s %s from %s", name, json.dumps(args, ensure_ascii=False)[:200], peer)
-        return self.device.command(name, validated)
+        by = body.get("by")
+        actor = f"{str(by)[:64]} ({peer})" if isinstance(by, str) and by else f"control:{peer}"
+        return self.device.command(name, validated, actor=actor)
 
 
 def _linger(client: socket.socket, seconds: float = 1.0) -> None:

@@ -105,6 +105,7 @@ class Calls:
                 "sha256": self.announcement.sha256,
                 "started_s": None,
                 "ended_s": None,
+                "purpose": self.config.privacy.purpose,
             }
             player.play(line.id, self.announcement.samples, "announcement")
         else:

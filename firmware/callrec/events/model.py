@@ -34,6 +34,7 @@ EVENT_TYPES = (
     "call.ended",
     "announcement.played",
     "recording.saved",
+    "recording.deleted",
     "alarm.raised",
     "alarm.cleared",
 )

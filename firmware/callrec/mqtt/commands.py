@@ -41,7 +41,7 @@ class CommandHandler:
             log.info("refused command %r: %s", name[:64], exc)
             return _result(command_id, name, ok=False, error=str(exc))
         try:
-            extra = self._device.command(name, validated)
+            extra = self._device.command(name, validated, actor=f"mqtt:cmd/{name}")
         except CommandError as exc:
             log.info("device refused command %s (id %r): %s", name, command_id, exc)
             return _result(command_id, name, ok=False, error=str(exc) or type(exc).__name__)

@@ -76,6 +76,9 @@ def discovery_payload(topics: Topics, lines: list[int]) -> dict[str, Any]:
         "uniq_id": f"{uid}_calls_today",
         "stat_t": topics.stats,
         "val_tpl": "{{ value_json.calls_today }}",
+        # the purpose of use (APPI Art. 21) and whether recordings are encrypted, shown with it
+        "json_attr_t": topics.stats,
+        "json_attr_tpl": "{{ {'purpose': value_json.purpose, 'encrypted': value_json.encrypted} | tojson }}",
         "stat_cla": "total_increasing",
         "ic": "mdi:phone-log",
     }

@@ -23,6 +23,8 @@ STATS_FIELDS = (
     "capture_overruns",
     "cpu_temp_c",
     "backlog",
+    "purpose",
+    "encrypted",
 )
 # Fields every `B/cmd/result` carries; a command may add its own after these.
 RESULT_FIELDS = ("id", "command", "ok", "error")

@@ -5,12 +5,17 @@ every second) beside `<call_id>.part.json` (what is known of the call so far). R
 format that stays valid whatever instant the process dies: recovery only has to count whole frames.
 Finalizing streams the part into FLAC or WAV through libsndfile (a temporary name, fsync, rename,
 so a reader never sees half a file), hashes the result and writes the JSON sidecar the same way.
+
+With `[privacy] recipient` set, plaintext audio never reaches the disk: the part is
+`<call_id>.pcm.age.part` in the age-frames format, and the final recording is encoded in memory
+and written as the standard age file `<call_id>.<fmt>.age` (privacy/crypto.py, docs/privacy.md).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import os
 import time
@@ -21,9 +26,12 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from callrec.privacy import EncryptedPartFile, Recipients, decrypt_frames, encrypt_stream, scan_frames
 from callrec.store import CallRecord
 
 PART_SUFFIX = ".pcm.part"
+ENCRYPTED_PART_SUFFIX = ".pcm.age.part"
+RECOVERED_FRAMES_SUFFIX = ".pcm.age-frames"
 META_SUFFIX = ".part.json"
 BLOCK_FRAMES = 8000 * 4
 
@@ -32,8 +40,18 @@ def write_sidecar(audio: Path, record: dict[str, Any]) -> dict[str, Any]:
     """The call record beside its recording (`<call_id>.json`), as the one model of a call record
     has it (store/record.py): validated, every field present. Returns what was written."""
     document = CallRecord.model_validate(record).document()
-    write_json_atomic(audio.with_suffix(".json"), document)
+    write_json_atomic(sidecar_path(audio), document)
     return document
+
+
+def call_id_of(path: Path) -> str:
+    """The call id a recording file is named after (call ids hold no dots)."""
+    return path.name.split(".", 1)[0]
+
+
+def sidecar_path(audio: Path) -> Path:
+    """`<call_id>.json` beside `<call_id>.flac`, `.flac.age` or `.pcm.age-frames`."""
+    return audio.with_name(call_id_of(audio) + ".json")
 
 
 def recordings_root(data_dir: Path) -> Path:
@@ -77,21 +95,39 @@ class PartWriter:
     raises; the frames that did not are the caller's to account for as a gap.
     """
 
-    def __init__(self, directory: Path, call_id: str, meta: dict[str, Any]) -> None:
+    def __init__(self, directory: Path, call_id: str, meta: dict[str, Any],
+                 recipients: Recipients | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.call_id = call_id
-        self.part_path = directory / f"{call_id}{PART_SUFFIX}"
+        self.encrypted = recipients is not None
+        self.part_path = directory / f"{call_id}{ENCRYPTED_PART_SUFFIX if self.encrypted else PART_SUFFIX}"
         self.meta_path = directory / f"{call_id}{META_SUFFIX}"
         self.meta = dict(meta)
         self.meta.setdefault("gaps", [])
         write_json_atomic(self.meta_path, self.meta)
-        self._file = open(self.part_path, "wb", buffering=0)  # noqa: SIM115 - lives as long as the call
+        self._sealed: EncryptedPartFile | None = None
+        if recipients is not None:
+            self._sealed = EncryptedPartFile(self.part_path, recipients, int(self.meta.get("sample_rate", 8000)))
+            self._file: Any = self._sealed
+        else:
+            self._file = open(self.part_path, "wb", buffering=0)  # noqa: SIM115 - lives as long as the call
         _fsync_dir(directory)
         self.frames = 0
         self.last_sync = time.monotonic()
 
+    @property
+    def identity(self) -> Any:
+        """The part's ephemeral identity (memory only), for finalizing an encrypted part."""
+        return self._sealed.identity if self._sealed is not None else None
+
     def write(self, samples: np.ndarray) -> None:
+        if self._sealed is not None:
+            try:
+                self._sealed.write(samples)
+            finally:
+                self.frames = self._sealed.frames
+            return
         data = memoryview(samples.astype("<i2", copy=False).tobytes())
         done = 0
         try:
@@ -105,7 +141,13 @@ class PartWriter:
             self.frames += whole
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        if self._sealed is not None:
+            try:
+                self._sealed.sync()
+            finally:
+                self.frames = self._sealed.frames
+        else:
+            os.fsync(self._file.fileno())
         self.last_sync = time.monotonic()
 
     def update_meta(self, fields: dict[str, Any]) -> None:
@@ -142,50 +184,107 @@ class FinalFile:
     sha256: str
     frames: int
     sample_rate: int
+    encryption: str | None = None    # None, "age" (a standard age file) or "age-frames" (a recovered part)
+
+
+class _PartSamples:
+    """The samples of a part in order: raw S16_LE, or an age-frames part decrypted with its
+    ephemeral identity (in memory, frame by frame)."""
+
+    def __init__(self, part_path: Path, identity: Any) -> None:
+        self._pending = np.zeros(0, dtype="<i2")
+        if identity is None:
+            self.available = part_path.stat().st_size // 2
+            self._raw: Any = open(part_path, "rb")  # noqa: SIM115 - closed by close()
+            self._frames: Any = None
+        else:
+            self.available = scan_frames(part_path).frames
+            self._raw = None
+            self._frames = decrypt_frames(part_path, [identity])
+
+    def read(self, count: int) -> np.ndarray:
+        if self._raw is not None:
+            block = self._raw.read(count * 2)
+            return np.frombuffer(block[: len(block) // 2 * 2], dtype="<i2")
+        while len(self._pending) < count:
+            chunk = next(self._frames, None)
+            if chunk is None:
+                break
+            self._pending = np.concatenate([self._pending, chunk])
+        out, self._pending = self._pending[:count], self._pending[count:]
+        return out
+
+    def close(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+        if self._frames is not None:
+            self._frames.close()
 
 
 def finalize(part_path: Path, out_path: Path, fmt: str, rate: int, max_frames: int | None = None,
-             gaps: list[dict[str, Any]] | None = None) -> FinalFile:
+             gaps: list[dict[str, Any]] | None = None, *, identity: Any = None,
+             recipients: Recipients | None = None) -> FinalFile:
     """Encode the part into `out_path`, with silence where `gaps` say the line was not heard
     (`{"frame": index in the part, "frames": n}`), up to `max_frames` of the line's timeline.
 
-    The part itself is left for the caller to remove once the call is safely recorded elsewhere.
+    `identity` reads an encrypted part; with `recipients` the recording is encoded in memory and
+    only its age ciphertext is written (`out_path` should then end in `.age`). The part itself is
+    left for the caller to remove once the call is safely recorded elsewhere.
     """
-    available = part_path.stat().st_size // 2
-    pieces = _timeline(available, gaps or [])
+    source = _PartSamples(part_path, identity)
+    pieces = _timeline(source.available, gaps or [])
     total = sum(n for _, n in pieces)
     frames = total if max_frames is None else min(max_frames, total)
     tmp = out_path.with_name(out_path.name + ".tmp")
+    encoded: Any = io.BytesIO() if recipients is not None else str(tmp)
     try:
-        with open(part_path, "rb") as source, soundfile.SoundFile(
-            str(tmp), "w", samplerate=rate, channels=1, subtype="PCM_16", format=fmt.upper()
-        ) as sink:
+        with soundfile.SoundFile(encoded, "w", samplerate=rate, channels=1, subtype="PCM_16",
+                                 format=fmt.upper()) as sink:
             written = 0
             for from_part, count in pieces:
                 count = min(count, frames - written)
                 while count > 0:
                     step = min(count, BLOCK_FRAMES)
-                    if from_part:
-                        block = source.read(step * 2)
-                        samples = np.frombuffer(block[: len(block) // 2 * 2], dtype="<i2")
-                        if not len(samples):
-                            break
-                    else:
-                        samples = np.zeros(step, dtype="<i2")
+                    samples = source.read(step) if from_part else np.zeros(step, dtype="<i2")
+                    if not len(samples):
+                        break
                     sink.write(samples)
                     written += len(samples)
                     count -= len(samples)
             frames = written
+        if recipients is not None:
+            with open(tmp, "wb") as handle:
+                encrypt_stream(encoded, handle, recipients)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
     except BaseException:
         tmp.unlink(missing_ok=True)   # no half-written file left behind; the part is untouched
         raise
+    finally:
+        source.close()
     os.replace(tmp, out_path)
     _fsync_dir(out_path.parent)
     with open(out_path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
-    return FinalFile(out_path, fmt, out_path.stat().st_size, digest, frames, rate)
+    return FinalFile(out_path, fmt, out_path.stat().st_size, digest, frames, rate,
+                     "age" if recipients is not None else None)
+
+
+def keep_encrypted_part(part_path: Path) -> FinalFile:
+    """An encrypted part whose ephemeral key died with the process, registered as it is: the
+    frames a crash tore are cut off, and the file becomes `<call_id>.pcm.age-frames`, which the
+    office decrypts (`callrec decrypt`). No key is needed on the device."""
+    info = scan_frames(part_path)
+    if part_path.stat().st_size > info.whole_bytes:
+        os.truncate(part_path, info.whole_bytes)
+    out_path = part_path.with_name(call_id_of(part_path) + RECOVERED_FRAMES_SUFFIX)
+    with open(part_path, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(part_path, out_path)
+    _fsync_dir(out_path.parent)
+    with open(out_path, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return FinalFile(out_path, "pcm", out_path.stat().st_size, digest, info.frames, info.rate, "age-frames")
 
 
 def _timeline(available: int, gaps: list[dict[str, Any]]) -> list[tuple[bool, int]]:

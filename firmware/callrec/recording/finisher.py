@@ -21,13 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from callrec.events import Event, EventBus
-from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, write_sidecar
+from callrec.evidence import Chain
+from callrec.privacy import Keeper, Recipients
+from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, sidecar_path, write_sidecar
 from callrec.recording.messages import Finish, Mark
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
 
 RETRY_FINALIZE_S = 30.0    # a call that could not be finalized is tried again this often
+KEEPER_EVERY_S = 60.0      # retention and the disk guard run this often (and after each call)
 
 
 @dataclass
@@ -55,12 +58,19 @@ _STOP = object()
 
 
 class Finisher:
-    def __init__(self, data_dir: Path, fmt: str, rate: int, index: CallIndex, bus: EventBus) -> None:
+    def __init__(self, data_dir: Path, fmt: str, rate: int, index: CallIndex, bus: EventBus, *,
+                 chain: Chain | None = None, recipients: Recipients | None = None,
+                 keeper: Keeper | None = None) -> None:
         self.data_dir = data_dir
         self.fmt = fmt
         self.rate = rate
         self.index = index
         self.bus = bus
+        self.chain = chain
+        self.recipients = recipients
+        self.keeper = keeper
+        self._next_keep = 0.0
+        self._chain_alarm = False
         self.stats = RecorderStats()
         self._jobs: queue.Queue[object] = queue.Queue()
         self._retries: list[EndedCall] = []
@@ -112,6 +122,7 @@ class Finisher:
                     self._mark(item)
                 elif isinstance(item, EndedCall):
                     self._finish(item)
+                    self._keep(after_call=True)
             except Exception:   # never let one call's trouble end the finisher
                 log.exception("finishing failed")
             finally:
@@ -120,8 +131,21 @@ class Finisher:
                     self._busy_cond.notify_all()
             self._retry_due()
 
+    def _keep(self, *, after_call: bool = False) -> None:
+        """Retention and the disk guard (privacy/retention.py), here because this thread is the
+        index's only writer; never allowed to stop the finisher."""
+        if self.keeper is None or (not after_call and time.monotonic() < self._next_keep):
+            return
+        self._next_keep = time.monotonic() + KEEPER_EVERY_S
+        try:
+            self.keeper.tick(after_call=after_call)
+        except (OSError, sqlite3.Error) as error:
+            log.error("retention and the disk guard could not run: %s", error)
+
     def _retry_wait(self) -> float | None:
         dues = [job.next_try for job in self._retries]
+        if self.keeper is not None:
+            dues.append(self._next_keep)
         if self._unindexed:
             dues.append(time.monotonic() + RETRY_FINALIZE_S)
         if not dues:
@@ -129,6 +153,7 @@ class Finisher:
         return max(0.05, min(dues) - time.monotonic())
 
     def _retry_due(self, *, force: bool = False) -> None:
+        self._keep()
         now = time.monotonic()
         if self._unindexed and (force or not self._retries or now >= min(j.next_try for j in self._retries)):
             self._index_pending()
@@ -168,7 +193,8 @@ class Finisher:
         if final is not None:
             self.stats.saved += 1
             self.stats.bytes_written += final.bytes
-            emit_saved(self.bus, record, final, command.wall, **({"late": True} if job.ended_sent else {}))
+            extra: dict[str, Any] = {"late": True} if job.ended_sent else {}
+            emit_saved(self.bus, record, final, command.wall, **extra)
         if not job.ended_sent:
             emit_ended(self.bus, record, command.wall)
 
@@ -176,18 +202,20 @@ class Finisher:
         """The final file and sidecar, or None when the disk refused them (retried later)."""
         command, writer = job.finish, job.writer
         assert writer is not None
-        final_path = writer.directory / f"{command.call_id}.{self.fmt}"
+        final_path = writer.directory / f"{command.call_id}.{self.fmt}{'.age' if writer.encrypted else ''}"
         try:
             with contextlib.suppress(OSError):   # the part keeps the whole record, should we crash now
                 writer.update_meta({"final": {**record, "frames": command.frames}})
             writer.close()
             final = finalize(writer.part_path, final_path, self.fmt, self.rate, command.frames,
-                             writer.meta.get("gaps"))
+                             writer.meta.get("gaps"), identity=writer.identity,
+                             recipients=self.recipients if writer.encrypted else None)
             record["recording"] = recording_fields(final, self.data_dir)
             record["status"] = "complete"
             if job.attempts > 1:
                 record["errors"].append(f"finalized late, at attempt {job.attempts} (storage failure before)")
             record.update(write_sidecar(final_path, record))
+            self._seal(record, final_path)
         except Exception as error:  # disk full, I/O error: the part stays for a retry and `recover`
             log.error("finalizing %s failed (attempt %d): %s", command.call_id, job.attempts, error)
             self._finalize_failed(job, record, error)
@@ -198,6 +226,26 @@ class Finisher:
             self._alarm("alarm.cleared", record["line"], {"id": f"recording:{command.call_id}",
                                                           "kind": "recording"}, command.call_id)
         return final
+
+    def _seal(self, record: dict[str, Any], audio: Path) -> None:
+        """The call's chain entry; a chain the disk refuses is an alarm, not a lost recording
+        (`verify` then names the call as not in the chain)."""
+        if self.chain is None:
+            return
+        try:
+            record["chain"] = self.chain.seal_call(record, audio, sidecar_path(audio))
+        except OSError as error:
+            log.error("the evidence chain cannot take %s: %s", record["call_id"], error)
+            if not self._chain_alarm:
+                self._chain_alarm = True
+                self._alarm("alarm.raised", None, {
+                    "id": "chain", "kind": "storage",
+                    "message": f"the evidence chain cannot be written ({describe_error(error)}); "
+                               f"call {record['call_id']} is recorded but not sealed"}, record["call_id"])
+            return
+        if self._chain_alarm:
+            self._chain_alarm = False
+            self._alarm("alarm.cleared", None, {"id": "chain", "kind": "storage"})
 
     def _finalize_failed(self, job: EndedCall, record: dict[str, Any], error: Exception) -> None:
         command = job.finish
@@ -276,9 +324,11 @@ def describe_error(error: BaseException) -> str:
 
 
 def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: float, **extra: Any) -> None:
+    chain = record.get("chain") or {}
     bus.emit(Event("recording.saved", record["line"], record["call_id"], wall, {
         "path": record["recording"]["path"], "format": final.format, "bytes": final.bytes,
-        "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3), **extra,
+        "sha256": final.sha256, "duration_s": round(final.frames / final.sample_rate, 3),
+        "encryption": final.encryption, "chain_head": chain.get("hash"), **extra,
     }))
 
 
@@ -296,4 +346,5 @@ def recording_fields(final: Any, data_dir: Path) -> dict[str, Any]:
         "bytes": final.bytes,
         "sha256": final.sha256,
         "sample_rate": final.sample_rate,
+        "encryption": getattr(final, "encryption", None),
     }

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 
 from callrec.events import Event, EventBus
+from callrec.evidence import Chain
+from callrec.privacy import Keeper, Recipients
 from callrec.recording.files import PartWriter, recordings_root
 from callrec.recording.finisher import EndedCall, Finisher, RecorderStats, describe_error
 from callrec.recording.messages import (
@@ -69,6 +71,10 @@ class Recorder:
         queue_size: int = 0,
         batch_s: float = 0.2,
         report: Callable[[object], None] | None = None,
+        *,
+        chain: Chain | None = None,
+        recipients: Recipients | None = None,
+        keeper: Keeper | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.fmt = fmt
@@ -76,7 +82,8 @@ class Recorder:
         self.index = index
         self.bus = bus
         self.sync_interval_s = sync_interval_s
-        self.finisher = Finisher(data_dir, fmt, rate, index, bus)
+        self.recipients = recipients
+        self.finisher = Finisher(data_dir, fmt, rate, index, bus, chain=chain, recipients=recipients, keeper=keeper)
         self._report = report or (lambda item: None)
         # Bounded only in simulation, where capture outruns the disk: there it paces the pipeline.
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size)
@@ -194,7 +201,7 @@ class Recorder:
 
     def _begin(self, command: Begin, missed: int = 0) -> None:
         try:
-            writer = PartWriter(command.directory, command.call_id, command.meta)
+            writer = PartWriter(command.directory, command.call_id, command.meta, self.recipients)
             if missed:   # opened late: the line so far is a gap, then the audio from now on
                 writer.note_gap(missed, "storage")
                 writer.update_meta({})

@@ -34,12 +34,19 @@ import soundfile
 
 from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, utc_iso
+from callrec.evidence import Chain, link
+from callrec.privacy import scan_frames
 from callrec.recording.files import (
+    ENCRYPTED_PART_SUFFIX,
     META_SUFFIX,
     PART_SUFFIX,
+    RECOVERED_FRAMES_SUFFIX,
+    call_id_of,
     finalize,
     gaps_in_call,
+    keep_encrypted_part,
     recordings_root,
+    sidecar_path,
     write_sidecar,
 )
 from callrec.recording.finisher import emit_ended, emit_saved, recording_fields
@@ -48,7 +55,8 @@ from callrec.store import CallIndex
 log = logging.getLogger(__name__)
 
 CALL_ID = re.compile(r"^(\d{8}T\d{6})(\d{3})Z-L(\d+)-[0-9a-f]+$")
-AUDIO_SUFFIXES = (".flac", ".wav")
+AUDIO_SUFFIXES = (".flac", ".wav", ".flac.age", ".wav.age", RECOVERED_FRAMES_SUFFIX)
+PART_SUFFIXES = (PART_SUFFIX, ENCRYPTED_PART_SUFFIX)
 ALARM_MISSING = "recordings.missing"
 
 
@@ -78,8 +86,11 @@ class _Found:
 
 
 def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, rate: int = 8000,
-                preroll_s: float = 0.0) -> Reconciled:
-    """Recover every part and reconcile the index with the disk; never raises for one bad file."""
+                preroll_s: float = 0.0, chain: Chain | None = None) -> Reconciled:
+    """Recover every part and reconcile the index with the disk; never raises for one bad file.
+
+    With a `chain`, recovered calls are sealed into it, and records indexed again from their
+    sidecars get their chain link back."""
     result = Reconciled()
     root = recordings_root(data_dir)
     if not root.exists():
@@ -88,10 +99,10 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
         return result
     found = _walk(root)
     for part in found.parts:
-        call_id = part.name.removesuffix(PART_SUFFIX)
+        call_id = call_id_of(part)
         meta_path = part.with_name(call_id + META_SUFFIX)
         try:
-            record = _recover_one(data_dir, part, meta_path, call_id, fmt, index, bus, rate, preroll_s)
+            record = _recover_one(data_dir, part, meta_path, call_id, fmt, index, bus, rate, preroll_s, chain)
         except Unrecoverable as error:  # nothing says what call this is: set it aside, keep going
             log.error("cannot recover %s: %s", part, error)
             _quarantine(data_dir, [part, meta_path])
@@ -113,16 +124,17 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
             continue
         result.recovered.append(record)
         found.audio[call_id] = data_dir / record["recording"]["path"]
-        found.sidecars[call_id] = found.audio[call_id].with_suffix(".json")
+        found.sidecars[call_id] = sidecar_path(found.audio[call_id])
     for stray in found.metas:
-        if not stray.with_name(stray.name.removesuffix(META_SUFFIX) + PART_SUFFIX).exists():
+        stem = stray.name.removesuffix(META_SUFFIX)
+        if not any(stray.with_name(stem + suffix).exists() for suffix in PART_SUFFIXES):
             with contextlib.suppress(OSError):
                 stray.unlink()  # metadata whose audio never reached the disk
     for tmp in found.temporaries:
         with contextlib.suppress(OSError):
             tmp.unlink()  # a finalize interrupted before its rename; its part is still there
     try:
-        _reindex(data_dir, fmt, index, found, result)
+        _reindex(data_dir, fmt, index, found, result, chain)
         _report_missing(index, bus, found, result, data_dir)
     except sqlite3.Error as error:   # the index cannot be read or written now (a full disk)
         log.error("reconciling the index with the recordings is postponed: %s", error)
@@ -135,16 +147,16 @@ def _walk(root: Path) -> _Found:
         base = Path(directory)
         for name in files:
             path = base / name
-            if name.endswith(PART_SUFFIX):
+            if name.endswith(PART_SUFFIXES):
                 found.parts.append(path)
             elif name.endswith(META_SUFFIX):
                 found.metas.append(path)
             elif name.endswith(".tmp"):
                 found.temporaries.append(path)
             elif name.endswith(AUDIO_SUFFIXES):
-                found.audio[path.stem] = path
+                found.audio[call_id_of(path)] = path
             elif name.endswith(".json"):
-                found.sidecars[path.stem] = path
+                found.sidecars[call_id_of(path)] = path
     found.parts.sort()
     return found
 
@@ -153,7 +165,7 @@ def _walk(root: Path) -> _Found:
 
 
 def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt: str, index: CallIndex,
-                 bus: EventBus, rate: int, preroll_s: float) -> dict[str, Any]:
+                 bus: EventBus, rate: int, preroll_s: float, chain: Chain | None) -> dict[str, Any]:
     meta, problem = _read_meta(meta_path)
     if meta is None:
         meta = _inferred_meta(call_id, rate, preroll_s)   # raises when the name says nothing
@@ -161,8 +173,11 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     rate = int(meta["sample_rate"])
     gaps = listed if isinstance(listed := meta.get("gaps"), list) else []
     frames = final_record.get("frames") if final_record else None
-    final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
-                     frames if isinstance(frames, int) else None, gaps)
+    if part.name.endswith(ENCRYPTED_PART_SUFFIX):   # its key died with the process: kept as it is
+        final = keep_encrypted_part(part)
+    else:
+        final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
+                         frames if isinstance(frames, int) else None, gaps)
     preroll = float(meta.get("preroll_s", 0.0))
     known = index.get(call_id)
     if final_record is not None:
@@ -178,8 +193,13 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
                   status="recovered", gaps=gaps_in_call(gaps, rate, preroll))
     record["errors"] = [*(record.get("errors") or []), note, *([problem] if problem else [])]
     record = write_sidecar(final.path, record)
+    if chain is not None:
+        try:
+            record["chain"] = chain.seal_call(record, final.path, sidecar_path(final.path))
+        except OSError as error:
+            log.error("the evidence chain cannot take recovered %s: %s", call_id, error)
     index.add(record)
-    part.unlink()
+    part.unlink(missing_ok=True)
     meta_path.unlink(missing_ok=True)
     now = time.time()
     emit_saved(bus, record, final, now, recovered=True)
@@ -222,15 +242,26 @@ def _inferred_meta(call_id: str, rate: int, preroll_s: float) -> dict[str, Any]:
 # ---- the index against the disk ------------------------------------------------------------------
 
 
-def _reindex(data_dir: Path, fmt: str, index: CallIndex, found: _Found, result: Reconciled) -> None:
-    """Every finalized recording the index lacks goes back in, from its sidecar or its audio."""
+def _reindex(data_dir: Path, fmt: str, index: CallIndex, found: _Found, result: Reconciled,
+             chain: Chain | None) -> None:
+    """Every finalized recording the index lacks goes back in, from its sidecar or its audio.
+
+    Nothing is sealed here: a file that appeared with no chain entry is what `verify` must name
+    (files nobody indexed), not something to vouch for now."""
     indexed = index.call_ids()
+    lacking = chain is not None and bool(set(found.sidecars) - indexed)
+    sealed = chain.sealed() if chain is not None and lacking else {}
+    holds = chain.holds() if chain is not None and lacking else {}
     for call_id in sorted(set(found.sidecars) | set(found.audio)):
         if call_id in indexed:
             continue
         sidecar = found.sidecars.get(call_id)
         record = _sidecar_record(sidecar) if sidecar is not None else None
         if record is not None and record.get("call_id") == call_id:
+            if call_id in sealed:
+                record["chain"] = link(sealed[call_id])
+            if call_id in holds:   # a legal hold outlives the index it was written in
+                record["hold"] = holds[call_id]
             try:
                 index.add(record)
             except ValueError as error:
@@ -265,7 +296,16 @@ def _sidecar_record(path: Path) -> dict[str, Any] | None:
 def _record_from_audio(data_dir: Path, call_id: str, audio: Path, sidecar: Path | None) -> dict[str, Any]:
     match = CALL_ID.match(call_id)
     assert match is not None
-    info = soundfile.info(str(audio))
+    encryption = None
+    if audio.name.endswith(RECOVERED_FRAMES_SUFFIX):
+        scanned = scan_frames(audio)   # the clear frame prefixes say how long it is; no key needed
+        frames, samplerate, fmt, encryption = scanned.frames, scanned.rate, "pcm", "age-frames"
+    elif audio.name.endswith(".age"):
+        raise ValueError("an encrypted recording without its sidecar: its length is not known without the "
+                         "office key; decrypt it on the office PC (`callrec decrypt`)")
+    else:
+        info = soundfile.info(str(audio))
+        frames, samplerate, fmt = info.frames, info.samplerate, audio.suffix.lstrip(".")
     with open(audio, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     moment = dt.datetime.strptime(match.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=dt.UTC)
@@ -273,10 +313,10 @@ def _record_from_audio(data_dir: Path, call_id: str, audio: Path, sidecar: Path 
     why = "unreadable" if sidecar is not None else "missing"
     return {
         "call_id": call_id, "line": int(match.group(3)), "direction": None,
-        "started_at": utc_iso(started), "ended_at": utc_iso(started + info.frames / info.samplerate),
-        "duration_s": round(info.frames / info.samplerate, 3),
-        "recording": {"path": str(audio.relative_to(data_dir)), "format": audio.suffix.lstrip("."),
-                      "bytes": audio.stat().st_size, "sha256": digest, "sample_rate": info.samplerate},
+        "started_at": utc_iso(started), "ended_at": utc_iso(started + frames / samplerate),
+        "duration_s": round(frames / samplerate, 3),
+        "recording": {"path": str(audio.relative_to(data_dir)), "format": fmt, "encryption": encryption,
+                      "bytes": audio.stat().st_size, "sha256": digest, "sample_rate": samplerate},
         "status": "recovered", "metadata_lost": True,
         "errors": [f"the call's sidecar was {why}: the record was rebuilt from the recording file "
                    "(duration includes the pre-roll)"],

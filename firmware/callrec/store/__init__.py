@@ -4,7 +4,18 @@ from callrec.store.damage import StoreDamaged, move_aside
 from callrec.store.index import CallIndex
 from callrec.store.journal import Journal
 from callrec.store.lock import DataDirBusy, DataLock
-from callrec.store.record import STATUSES, AnnouncementProof, CallRecord, Gap, RecordingFile, validate_record
+from callrec.store.record import (
+    STATUSES,
+    AnnouncementProof,
+    CallRecord,
+    ChainLink,
+    Gap,
+    Hold,
+    RecordingFile,
+    validate_record,
+)
 
-__all__ = ["AnnouncementProof", "CallIndex", "CallRecord", "DataDirBusy", "DataLock", "Gap", "Journal", "RecordingFile",
-           "STATUSES", "StoreDamaged", "move_aside", "validate_record"]
+__all__ = [
+    "AnnouncementProof", "CallIndex", "CallRecord", "ChainLink", "DataDirBusy", "DataLock", "Gap", "Hold",
+    "Journal", "RecordingFile", "STATUSES", "StoreDamaged", "move_aside", "validate_record"
+]

@@ -33,10 +33,12 @@ class RecordingFile(_Part):
     """The finalized recording: where it is and what it is, with the hash of its bytes."""
 
     path: str = Field(description="Relative to the data directory: recordings/YYYY/MM/DD/<call_id>.<ext>")
-    format: str = Field(description="flac or wav")
+    format: str = Field(description="flac or wav (pcm: a recovered encrypted part)")
     bytes: int = Field(description="Size of the file")
     sha256: str | None = Field(None, description="SHA-256 of the file")
     sample_rate: int = Field(description="Hz")
+    encryption: str | None = Field(None, description="None, age (a standard age file) or age-frames "
+                                                     "(an encrypted part recovered after a crash)")
 
 
 class AnnouncementProof(_Part):
@@ -46,6 +48,24 @@ class AnnouncementProof(_Part):
     sha256: str | None = None
     started_s: float | None = Field(None, description="First sample on the line, seconds after the answer")
     ended_s: float | None = Field(None, description="Last sample on the line, seconds after the answer")
+    purpose: str | None = Field(None, description="The purpose of use in force when the call was recorded")
+
+
+class Hold(_Part):
+    """A legal hold: the call is kept whatever the retention policy says, until released."""
+
+    reason: str
+    by: str
+    at: str
+
+
+class ChainLink(_Part):
+    """This call's entry in the device's evidence chain (evidence/chain.py)."""
+
+    seq: int
+    hash: str
+    prev: str = Field(description="Hash of the chain entry before this call's")
+    sidecar_sha256: str | None = None
 
 
 class Gap(_Part):
@@ -85,6 +105,8 @@ class CallRecord(_Part):
     status: Status | None = None
     gaps: list[Gap] = Field(default_factory=list)
     missing_since: str | None = Field(None, description="Set while the recording file is not on the disk")
+    hold: Hold | None = Field(None, description="Set while the call is under legal hold")
+    chain: ChainLink | None = Field(None, description="The call's entry in the evidence chain")
     metadata_lost: bool = False
 
     @field_validator("started_at", "answered_at", "ended_at", "missing_since")

@@ -1,0 +1,190 @@
+"""An append-only, hash-chained, signed log in JSON lines: the form of the chain and the audit log.
+
+Each entry holds `seq` (1, 2, …), `at` (UTC), its body, `prev` (the previous entry's `hash`) and
+`hash` (SHA-256 of the entry's canonical JSON without `hash` and `sig`), and `sig` (the device
+key's Ed25519 signature of the hash). Editing an entry breaks its hash; removing or inserting one
+breaks the next entry's `prev`; rewriting the whole tail needs the device key, and the chain head
+was handed out in events (dashboards and brokers hold witness copies).
+
+Several processes append (the service, `callrec hold` beside it): an exclusive flock on a lock
+file serialises them, and each append re-reads the tail under it. A line torn by a crash while
+it was written (no newline at the end) is cut off by the next append, and said so in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from callrec.events import utc_iso
+from callrec.evidence.keys import DeviceKey, signature_valid
+
+log = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+TAIL_BYTES = 64 * 1024
+
+
+def canonical(data: Any) -> bytes:
+    """The bytes a hash is taken of: sorted keys, no spaces, UTF-8."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def entry_hash(entry: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: v for k, v in entry.items() if k not in ("hash", "sig")})).hexdigest()
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    seq: int | None
+    line: int
+    message: str
+
+
+class Ledger:
+    def __init__(self, path: Path, key: DeviceKey | None = None) -> None:
+        self.path = path
+        self.key = key
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def append(self, body: dict[str, Any], *, at: float | None = None) -> dict[str, Any]:
+        """Add one entry after the current head; returns it (with seq, prev, hash, sig)."""
+        with self._locked():
+            last = self._last_entry(repair=True)
+            entry: dict[str, Any] = {"seq": (int(last["seq"]) + 1) if last else 1,
+                                     "at": utc_iso(time.time() if at is None else at), **body,
+                                     "prev": str(last["hash"]) if last else GENESIS}
+            entry["hash"] = entry_hash(entry)
+            entry["sig"] = self.key.sign(bytes.fromhex(entry["hash"])) if self.key is not None else None
+            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                data = line.encode("utf-8")
+                written = os.write(fd, data)
+                if written != len(data):
+                    os.ftruncate(fd, os.fstat(fd).st_size - written)   # no torn entry left by a full disk
+                    raise OSError(28, "No space left on device")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return entry
+
+    def head(self) -> str:
+        last = self._last_entry()
+        return str(last["hash"]) if last else GENESIS
+
+    def _last_entry(self, *, repair: bool = False) -> dict[str, Any] | None:
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                if size == 0:
+                    return None
+                start = max(0, size - TAIL_BYTES)
+                handle.seek(start)
+                tail = handle.read()
+        except FileNotFoundError:
+            return None
+        if not tail.endswith(b"\n"):
+            cut = tail.rfind(b"\n")
+            if repair:
+                keep = start + cut + 1 if cut >= 0 else (0 if start == 0 else size)
+                log.warning("%s: the last entry was torn (a crash while it was written); cut at byte %d",
+                            self.path, keep)
+                os.truncate(self.path, keep)
+            tail = tail[: cut + 1] if cut >= 0 else b""
+        lines = tail.splitlines()
+        while lines:
+            try:
+                entry = json.loads(lines[-1])
+            except ValueError:
+                lines.pop()
+                continue
+            if isinstance(entry, dict) and "seq" in entry and "hash" in entry:
+                return entry
+            lines.pop()
+        if start > 0:   # a last line longer than the tail window: read it all
+            entries = list(self.entries())
+            return entries[-1] if entries else None
+        return None
+
+    def entries(self) -> Iterator[dict[str, Any]]:
+        """Every readable entry, in file order (unreadable lines are `check`'s to report)."""
+        try:
+            handle = open(self.path, "rb")   # noqa: SIM115 - a generator's file
+        except FileNotFoundError:
+            return
+        with handle:
+            for raw in handle:
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(raw)
+                    if isinstance(entry, dict):
+                        yield entry
+
+    def check(self, public: Ed25519PublicKey | None) -> tuple[list[LedgerProblem], int]:
+        """Every break in the chain: unreadable lines, edited entries, removed or inserted ones,
+        bad signatures. Returns (problems, entries read)."""
+        problems: list[LedgerProblem] = []
+        prev, expected_seq, count = GENESIS, 1, 0
+        try:
+            handle = open(self.path, "rb")   # noqa: SIM115
+        except FileNotFoundError:
+            return problems, 0
+        with handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    entry = json.loads(raw)
+                    if not isinstance(entry, dict):
+                        raise ValueError("not an object")
+                except ValueError:
+                    problems.append(LedgerProblem(None, number, "line is not a ledger entry (edited or damaged)"))
+                    continue
+                count += 1
+                seq = entry.get("seq")
+                if entry_hash(entry) != entry.get("hash"):
+                    problems.append(LedgerProblem(seq, number, "entry was altered (its hash does not match it)"))
+                if entry.get("prev") != prev:
+                    problems.append(LedgerProblem(seq, number, "chain broken: 'prev' is not the hash of the entry "
+                                                  "before (an entry was removed, inserted or reordered)"))
+                if seq != expected_seq:
+                    problems.append(LedgerProblem(seq, number, f"sequence broken: expected seq {expected_seq}"))
+                sig = entry.get("sig")
+                if public is not None:
+                    if not isinstance(sig, str):
+                        problems.append(LedgerProblem(seq, number, "entry is not signed"))
+                    elif not signature_valid(public, bytes.fromhex(str(entry.get("hash")))
+                                             if _is_hex(entry.get("hash")) else b"", sig):
+                        problems.append(LedgerProblem(seq, number, "signature does not verify with the device key"))
+                prev = str(entry.get("hash"))
+                expected_seq = (seq + 1) if isinstance(seq, int) else expected_seq + 1
+        return problems, count
+
+
+def _is_hex(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,200 @@
+"""Retention with legal hold, and the disk guard: calls are kept as long as configured, no longer.
+
+APPI Art. 22 asks the office to endeavour to delete personal data once it is no longer needed; an
+SD card that fills up must not end the recording of new calls. Both are policy over the index on
+injected time (`now`), like the line monitor: `due(…)` and `guard_plan(…)` decide, `Keeper`
+carries the decisions out. Every deletion removes audio, sidecar and index entry together, is a
+chain entry (so `verify` tells it from a missing file) and is audited.
+
+Kept whatever the policy: calls under legal hold (`callrec hold`) and, with `keep_marked`, calls
+with a mark (a tag: training material the office chose to keep).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callrec.config import RetentionConfig
+from callrec.events import Event, EventBus, utc_iso
+from callrec.evidence import AuditLog, Chain, sidecar_of
+from callrec.store import CallIndex
+
+log = logging.getLogger(__name__)
+
+ALARM_LOW = "disk.low"
+ALARM_FULL = "disk.held_only"
+PRUNE_EVERY_S = 3600.0
+
+
+def started_wall(record: dict[str, Any]) -> float | None:
+    text = record.get("started_at")
+    if not isinstance(text, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def kept(record: dict[str, Any], policy: RetentionConfig) -> str | None:
+    """Why a call is kept whatever its age (None: it is not)."""
+    if record.get("hold"):
+        return "under legal hold"
+    if policy.keep_marked and record.get("tags"):
+        return "marked"
+    return None
+
+
+def due(records: Iterable[dict[str, Any]], now: float, policy: RetentionConfig) -> Iterator[dict[str, Any]]:
+    """The calls whose retention period is over (oldest first, as `records` come)."""
+    for record in records:
+        started = started_wall(record)
+        if started is None or kept(record, policy):
+            continue
+        if now - started >= policy.days_for(record.get("direction")) * 86400:
+            yield record
+
+
+@dataclass(frozen=True)
+class DiskState:
+    total: int
+    free: int
+
+    @property
+    def free_percent(self) -> float:
+        return 100.0 * self.free / self.total if self.total else 100.0
+
+
+class Keeper:
+    """Carries out retention and the disk guard on one data directory (the finisher's thread in
+    the service; `callrec prune` alone)."""
+
+    def __init__(self, data_dir: Path, index: CallIndex, chain: Chain, audit: AuditLog, policy: RetentionConfig,
+                 bus: EventBus | None = None, *, disk: Callable[[], DiskState] | None = None) -> None:
+        self.data_dir = data_dir
+        self.index = index
+        self.chain = chain
+        self.audit = audit
+        self.policy = policy
+        self.bus = bus
+        self._disk = disk or (lambda: _disk_state(data_dir))
+        self._alarms: set[str] = set()
+        self.next_prune = 0.0
+
+    # ---- retention --------------------------------------------------------------------------------
+
+    def prune(self, now: float | None = None, *, dry_run: bool = False,
+              by: str = "device:retention") -> list[dict[str, Any]]:
+        """Delete every call whose retention period is over; returns those (would be) deleted."""
+        moment = time.time() if now is None else now
+        victims = list(due(self._older_than(moment - self._shortest_days() * 86400), moment, self.policy))
+        if not dry_run:
+            for record in victims:
+                days = self.policy.days_for(record.get("direction"))
+                self.delete(record, f"retention: older than {days} days", by)
+        return victims
+
+    def _shortest_days(self) -> int:
+        return min(d for d in (self.policy.days, self.policy.inbound_days, self.policy.outbound_days) if d)
+
+    def _older_than(self, cutoff: float) -> Iterator[dict[str, Any]]:
+        """Calls oldest first, up to the first one that started after `cutoff` (call ids sort by
+        their start, so an hourly prune reads only what may be due, not the whole index)."""
+        limit = dt.datetime.fromtimestamp(cutoff, tz=dt.UTC).strftime("%Y%m%dT%H%M%S") + "999Z~"
+        for record in self.index:
+            if str(record.get("call_id", "")) > limit:
+                return
+            yield record
+
+    def tick(self, now: float | None = None, *, after_call: bool = False) -> None:
+        """After each call and on the finisher's timer: prune after each call and at least hourly,
+        guard the disk every time."""
+        moment = time.time() if now is None else now
+        if after_call or moment >= self.next_prune:
+            self.next_prune = moment + PRUNE_EVERY_S
+            self.prune(moment)
+        self.guard()
+
+    def delete(self, record: dict[str, Any], reason: str, by: str) -> None:
+        """Audio, sidecar and index entry together, then the chain entry and the audit entry."""
+        call_id = record["call_id"]
+        path = (record.get("recording") or {}).get("path")
+        removed = []
+        if path:
+            audio = self.data_dir / path
+            for victim in (audio, sidecar_of(audio)):
+                if victim.exists():
+                    victim.unlink(missing_ok=True)   # another process may be pruning too
+                    removed.append(victim.name)
+        self.index.remove(call_id)
+        self.chain.note("deleted", call_id, by=by, reason=reason,
+                        recording_sha256=(record.get("recording") or {}).get("sha256"))
+        self.audit.try_record("deleted", by, {"call_id": call_id, "reason": reason, "files": removed})
+        log.info("deleted %s (%s)", call_id, reason)
+        if self.bus is not None:
+            self.bus.emit(Event("recording.deleted", record.get("line"), call_id, time.time(),
+                                {"reason": reason, "by": by}))
+
+    # ---- the disk guard ---------------------------------------------------------------------------
+
+    def guard(self) -> DiskState:
+        """Below twice `min_free_percent` an alarm; below it the oldest unheld calls go, until the
+        disk is above it again; when only kept calls remain, a critical alarm."""
+        state = self._disk()
+        floor = self.policy.min_free_percent
+        if floor <= 0:
+            return state
+        if state.free_percent < floor:
+            for record in iter(self.index):
+                if kept(record, self.policy) or not record.get("recording"):
+                    continue
+                self.delete(record, f"disk guard: {state.free_percent:.1f} % free, below {floor:g} %",
+                            "device:disk-guard")
+                state = self._disk()
+                if state.free_percent >= floor:
+                    break
+            if state.free_percent < floor:
+                self._raise(ALARM_FULL, "critical",
+                            f"the disk is {100 - state.free_percent:.1f} % full and only held or marked recordings "
+                            "remain: new calls are recorded until the disk is full; release holds or offload")
+        else:
+            self._clear(ALARM_FULL)
+        if state.free_percent < 2 * floor:
+            self._raise(ALARM_LOW, "warning", f"the disk has {state.free_percent:.1f} % free (the guard deletes "
+                                              f"the oldest unheld recordings below {floor:g} %)")
+        else:
+            self._clear(ALARM_LOW)
+        return state
+
+    def _raise(self, alarm_id: str, severity: str, message: str) -> None:
+        if alarm_id in self._alarms or self.bus is None:
+            return
+        self._alarms.add(alarm_id)
+        log.warning("%s", message)
+        self.bus.emit(Event("alarm.raised", None, None, time.time(),
+                            {"id": alarm_id, "kind": "storage", "severity": severity, "message": message}))
+
+    def _clear(self, alarm_id: str) -> None:
+        if alarm_id not in self._alarms or self.bus is None:
+            return
+        self._alarms.discard(alarm_id)
+        self.bus.emit(Event("alarm.cleared", None, None, time.time(), {"id": alarm_id, "kind": "storage"}))
+
+
+def _disk_state(data_dir: Path) -> DiskState:
+    with contextlib.suppress(OSError):
+        usage = shutil.disk_usage(data_dir)
+        return DiskState(usage.total, usage.free)
+    return DiskState(0, 0)
+
+
+def iso_now(now: float | None = None) -> str:
+    return utc_iso(time.time() if now is None else now)
