@@ -49,7 +49,7 @@ def test_each_region_value_can_be_overridden():
 
 
 @pytest.mark.parametrize("text,expected", [
-    ('regoin = "JP"', "regoin: unknown key; allowed here: announcement, audio"),
+    ('regoin = "JP"', "regoin: unknown key; allowed here: announcement, archive, audio"),
     ('storage.format = "mp3"', "storage.format: Input should be 'flac' or 'wav'"),
     ('audio.preroll_seconds = "long"', "audio.preroll_seconds: must be a number, not a string"),
     ('audio.preroll_seconds = true', "audio.preroll_seconds: must be a number, not a boolean"),

@@ -38,6 +38,8 @@ DEBIAN_PROVIDES = {  # pyproject dependency -> Debian package that satisfies it 
     "soundfile": "python3-soundfile",
     "pyserial": "python3-serial",
     "cryptography": "python3-cryptography",
+    "paramiko": "python3-paramiko",
+    "boto3": "python3-boto3",
     "rpi.gpio": "python3-rpi-lgpio",
 }
 

@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for chatty in ("paramiko", "botocore", "boto3", "urllib3", "s3transfer"):   # their INFO is per connection
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return 2
@@ -118,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     from callrec.evidence import register_commands
 
     register_commands(sub, common, data, load_config)
+    from callrec.archive import register_commands as register_archive
+
+    register_archive(sub, common, data, load_config)
 
     try:
         from callrec.dsp import analyze

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from callrec.app.device import ServiceDevice
+from callrec.app.offload import make_uploader, remote_deleter
 from callrec.app.stats import StatsProbe
+from callrec.archive import Uploader
 from callrec.audio import (
     AudioBackend,
     AudioDeviceError,
@@ -42,10 +44,12 @@ from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
 from callrec.evidence import DeviceKeyError, Evidence
 from callrec.line import LineSource
 from callrec.privacy import Keeper, Recipients
-from callrec.recording import Reconciled, Recorder, recover_all
+from callrec.recording import Archived, Reconciled, Recorder, recover_all
 from callrec.store import CallIndex, DataDirBusy, DataLock, Journal, StoreDamaged, move_aside
 
 log = logging.getLogger(__name__)
+
+ARCHIVE_DRAIN_S = 10.0   # at stop, the uploader ships what is pending for at most this long
 
 
 class StartupError(CallrecError, RuntimeError):
@@ -210,6 +214,7 @@ class Service:
         self.stats: StatsProbe | None = None
         self.evidence: Evidence | None = None
         self.keeper: Keeper | None = None
+        self.uploader: Uploader | None = None
 
     def start(self) -> None:
         config = self.config
@@ -225,10 +230,12 @@ class Service:
         # The boards and the stats probe follow the event stream from its first event: the front
         # ends read them (through `device`), never the parts that made the events.
         self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()
+        self.uploader = make_uploader(config, self.index, self.bus, lambda news: self._finisher_post(news))
         self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures),
-                                purpose=config.privacy.purpose, encrypted=config.privacy.encrypted)
+                                purpose=config.privacy.purpose, encrypted=config.privacy.encrypted,
+                                backlog=self.uploader.backlog if self.uploader is not None else None)
         listeners: list[Listener] = [self.lines_board, self.alarms_board, self.stats, *self.listeners,
-                                     *self.backend.listeners]
+                                     *self.backend.listeners, *([self.uploader] if self.uploader else [])]
         for listener in listeners:
             self.bus.subscribe(listener)
         try:
@@ -243,7 +250,9 @@ class Service:
         evidence.note_config(config.model_dump_json(), "service start", "device:service")
         recipients = Recipients.parse(config.privacy.recipient) if config.privacy.encrypted else None
         self.keeper = Keeper(config.storage.data_dir, self.index, evidence.chain, evidence.audit, config.retention,
-                             self.bus)
+                             self.bus, keep_local_days=config.archive.keep_local_days if self.uploader else None,
+                             remote_delete=remote_deleter(self.uploader)
+                             if self.uploader is not None and config.archive.apply_retention else None)
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
                                  queue_size=self.backend.queue_size * 8,
@@ -302,6 +311,9 @@ class Service:
             self._close_audio()
             self._lock.release()
             raise StartupError(str(error)) from None
+        if self.uploader is not None:
+            self.uploader.catch_up(iter(self.index))   # what was saved while the uploader was off
+            self.uploader.start()
         self.recorder.start()
         core.start()
         for player in self.players:
@@ -313,6 +325,16 @@ class Service:
             raise StartupError(f"line inputs: {error}") from None
         for capture in self.captures:
             capture.start()
+
+    def _finisher_post(self, news: Archived) -> None:
+        """The uploader's news for the index: to the finisher while it runs (the index's writer);
+        once it has stopped (the uploader drains at stop), applied here, where nothing else writes."""
+        if self.recorder is None:
+            return
+        if self.recorder.finisher.alive:
+            self.recorder.finisher.submit(news)
+        else:
+            self.recorder.finisher.archived(news)
 
     def _core_post(self, item: object) -> None:
         if self.core is not None:
@@ -363,6 +385,9 @@ class Service:
             player.stop()
         if self.recorder is not None:
             self.recorder.stop()
+        if self.uploader is not None:
+            self.uploader.stop(drain_s=ARCHIVE_DRAIN_S)
+            self.uploader.queue.close()
         for extra in reversed(self.extras):
             try:
                 if hasattr(extra, "drain"):

@@ -26,7 +26,8 @@ CPU_TEMP = Path("/sys/class/thermal/thermal_zone0/temp")
 
 class StatsProbe:
     def __init__(self, data_dir: Path, overruns: Callable[[], int], *, purpose: str | None = None,
-                 encrypted: bool = False) -> None:
+                 encrypted: bool = False, backlog: Callable[[], Any] | None = None) -> None:
+        self._backlog = backlog
         self.purpose = purpose
         self.encrypted = encrypted
         self.data_dir = data_dir
@@ -66,7 +67,18 @@ class StatsProbe:
             "cpu_temp_c": cpu_temp(),
             "purpose": self.purpose,
             "encrypted": self.encrypted,
+            "archive_backlog": self._archive_backlog(),
         }
+
+    def _archive_backlog(self) -> dict[str, Any] | None:
+        """count, bytes, oldest (call id) of what waits for the archive; None without one."""
+        if self._backlog is None:
+            return None
+        try:
+            return dict(self._backlog().fields())
+        except Exception as error:   # the queue's database is busy or gone: the stats still go out
+            log.debug("stats: the archive backlog cannot be read now: %s", error)
+            return None
 
     def _open(self) -> CallIndex:
         if self._index is None:

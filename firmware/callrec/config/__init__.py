@@ -1,5 +1,6 @@
 """The configuration: one TOML file, its models, the region profiles and the MQTT settings."""
 
+from callrec.config.archive import ArchiveConfig
 from callrec.config.model import (
     ASSETS,
     DEFAULT_CONFIG_PATH,
@@ -21,7 +22,7 @@ from callrec.config.regions import PROFILES, RegionProfile, Tone
 from callrec.config.toml import TomlModel, field_problems, key_path, report
 
 __all__ = [
-    "ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH",
+    "ArchiveConfig", "ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "DEFAULT_CONFIG_PATH",
     "DEFAULT_PURPOSE", "HookConfig", "LineConfig", "MqttSettings", "PROFILES", "PrivacyConfig", "RegionProfile",
     "RetentionConfig", "SignalsConfig", "StorageConfig", "TelephonyConfig", "TomlModel", "Tone",
     "default_device_id", "field_problems", "key_path", "load", "parse", "report"

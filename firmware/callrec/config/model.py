@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeGuard
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from callrec.config.archive import ArchiveConfig
 from callrec.config.mqtt import MqttSettings
 from callrec.config.privacy import PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
@@ -141,6 +142,7 @@ class Config(TomlModel):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig, description="Encryption at rest, purpose of use")
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="How long calls are kept; the disk guard")
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="Offload to the office archive")
 
     @field_validator("lines", mode="before")
     @classmethod

@@ -135,6 +135,10 @@ class Shell:
                    + (f", CPU {temp} C" if temp is not None else ""))
         out.append("recordings are " + ("encrypted at rest (age)" if stats.get("encrypted")
                                         else "stored UNENCRYPTED ([privacy] recipient is not set)"))
+        backlog = stats.get("archive_backlog")
+        if isinstance(backlog, dict):
+            out.append(f"archive backlog: {backlog.get('count')} call(s), {render.size(backlog.get('bytes'))}, "
+                       f"oldest {backlog.get('oldest') or '-'}")
         if stats.get("purpose"):
             out.append(f"purpose of use: {stats['purpose']}")
         return "\n".join(out)

@@ -35,6 +35,7 @@ EVENT_TYPES = (
     "announcement.played",
     "recording.saved",
     "recording.deleted",
+    "recording.archived",
     "alarm.raised",
     "alarm.cleared",
 )

@@ -20,8 +20,8 @@ from typing import Any
 from callrec.evidence.keys import DeviceKey, evidence_dir
 from callrec.evidence.ledger import Ledger, canonical
 
-MUTABLE_FIELDS = frozenset({"tags", "hold", "missing_since", "chain"})
-KINDS = ("call", "deleted", "hold", "release")
+MUTABLE_FIELDS = frozenset({"tags", "hold", "missing_since", "chain", "archived_at", "offloaded_at"})
+KINDS = ("call", "deleted", "hold", "release", "offloaded")
 
 
 def chain_path(data_dir: Path) -> Path:

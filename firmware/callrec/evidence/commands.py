@@ -46,6 +46,8 @@ def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentP
     p.add_argument("--since", type=_date, metavar="DATE", help="only calls started on or after YYYY-MM-DD")
     p.add_argument("--key", metavar="ed25519:…", help="the device public key the office pinned")
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
+    p.add_argument("--archive", metavar="URL", help="check the office archive instead (with the [archive] settings)")
+    p.add_argument("--device", metavar="ID", help="with --archive: only this device")
 
     p = add("hold", "keep calls whatever the retention policy says (legal hold)", cmd_hold)
     p.add_argument("call_ids", nargs="*", metavar="CALL_ID")
@@ -66,6 +68,8 @@ def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentP
     p.add_argument("--since", type=_date, metavar="DATE", help="calls started on or after YYYY-MM-DD")
     p.add_argument("--until", type=_date, metavar="DATE", help="calls started before YYYY-MM-DD")
     p.add_argument("--out", type=Path, required=True, metavar="BUNDLE.zip")
+    p.add_argument("--archive", metavar="URL", help="build it from the office archive (office side)")
+    p.add_argument("--device", metavar="ID", help="with --archive: the device whose calls")
 
     p = add("audit", "print the audit log", cmd_audit)
     p.add_argument("--since", type=_date, metavar="DATE", help="entries on or after YYYY-MM-DD")
@@ -142,6 +146,10 @@ def _open_both(command: str, data_dir: Path, *, readonly: bool = False) -> tuple
 
 
 def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
+    if args.archive is not None or args.device is not None:
+        from callrec.archive import verify_from_archive
+
+        return verify_from_archive(args, load_config(args))
     data_dir = load_config(args).storage.data_dir
     if not data_dir.is_dir():
         return _fail("verify", f"no data directory {data_dir} (wrong --data?)")
@@ -240,9 +248,23 @@ def cmd_prune(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         return 1
     evidence, index = opened
     who = cli_actor()
+    remote, queue = None, None
+    if config.archive.url and config.archive.apply_retention and not args.dry_run:
+        from callrec.archive import ArchiveQueue, recording_key
+
+        queue = ArchiveQueue(data_dir / "archive.sqlite")
+
+        def remote(record: dict[str, Any]) -> None:   # the uploader deletes them (`archive sync`, the service)
+            key = recording_key(config.mqtt.device_id, record)
+            if key is not None and queue is not None:
+                queue.delete_later([key, key.rsplit("/", 1)[0] + f"/{record['call_id']}.json"])
+
     with index:
-        keeper = Keeper(data_dir, index, evidence.chain, evidence.audit, config.retention)
+        keeper = Keeper(data_dir, index, evidence.chain, evidence.audit, config.retention,
+                        remote_delete=remote)
         victims = keeper.prune(args.now, dry_run=args.dry_run, by=who)
+    if queue is not None:
+        queue.close()
     for record in victims:
         print(f"{'would delete' if args.dry_run else 'deleted'} {record['call_id']} "
               f"(started {record.get('started_at')}, {record.get('direction') or '-'})")
@@ -265,6 +287,10 @@ def cmd_export(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     if bool(args.call) == bool(args.number):
         return _fail("export", "name the calls: --number NUMBER or --call CALL_ID… (one of them)")
     config = load_config(args)
+    if args.archive is not None or args.device is not None:
+        from callrec.archive import export_from_archive
+
+        return export_from_archive(args, config)
     data_dir = config.storage.data_dir
     opened = _open_both("export", data_dir, readonly=True)
     if opened is None:

@@ -16,6 +16,7 @@ import json
 import os
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,26 @@ class Exported:
 
 def export_bundle(data_dir: Path, records: list[dict[str, Any]], chain: Chain, key: DeviceKey | None,
                   purpose: str, out: Path, *, query: dict[str, Any], device_name: str) -> Exported:
+    """The bundle from this device's data directory."""
+
+    def read(relative: str) -> bytes | None:
+        try:
+            return (data_dir / relative).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    return build_bundle(records, read, list(chain.entries()), key.public_id if key is not None else None, purpose,
+                        out, query=query, device_name=device_name)
+
+
+def build_bundle(records: list[dict[str, Any]], read: Callable[[str], bytes | None], entries: list[dict[str, Any]],
+                 public_key: str | None, purpose: str, out: Path, *, query: dict[str, Any],
+                 device_name: str) -> Exported:
+    """The bundle from any source: `read(relative path)` gives a file's bytes (None: not there),
+    `entries` the device's chain (from its data directory or its archive segments)."""
     records = sorted(records, key=lambda r: str(r["call_id"]))
-    sealed = chain.sealed()
-    entries = list(chain.entries())
+    sealed = {str(e.get("call_id")): e for e in entries if e.get("kind") == "call"}
+    head = str(entries[-1]["hash"]) if entries else None
     seqs = [int(sealed[r["call_id"]]["seq"]) for r in records if r["call_id"] in sealed]
     first = min(seqs) if seqs else None
     segment = [e for e in entries if first is not None and isinstance(e.get("seq"), int) and e["seq"] >= first]
@@ -57,16 +75,17 @@ def export_bundle(data_dir: Path, records: list[dict[str, Any]], chain: Chain, k
                 item: dict[str, Any] = {"call_id": call_id, "started_at": record.get("started_at"),
                                         "status": record.get("status"), "chain": sealed.get(call_id)}
                 relative = (record.get("recording") or {}).get("path")
-                audio = data_dir / relative if relative else None
-                if audio is not None and audio.exists():
-                    name = f"recordings/{audio.name}"
-                    put(name, audio.read_bytes(), stored=True)
+                audio = read(relative) if relative else None
+                if relative and audio is not None:
+                    name = f"recordings/{Path(relative).name}"
+                    put(name, audio, stored=True)
                     item["recording"] = name
                     item["encryption"] = (record.get("recording") or {}).get("encryption")
-                    sidecar = sidecar_of(audio)
-                    if sidecar.exists():
-                        put(f"sidecars/{sidecar.name}", sidecar.read_bytes())
-                        item["sidecar"] = f"sidecars/{sidecar.name}"
+                    sidecar_name = sidecar_of(Path(relative)).name
+                    sidecar = read(str(Path(relative).with_name(sidecar_name)))
+                    if sidecar is not None:
+                        put(f"sidecars/{sidecar_name}", sidecar)
+                        item["sidecar"] = f"sidecars/{sidecar_name}"
                 else:
                     item["recording"] = None
                     item["note"] = "the recording file is not on the device (missing, or never made)"
@@ -79,8 +98,8 @@ def export_bundle(data_dir: Path, records: list[dict[str, Any]], chain: Chain, k
             put("summary.html", _summary(records, calls, purpose, device_name, query).encode("utf-8"))
             manifest = {
                 "format": BUNDLE_FORMAT, "created_at": utc_iso(time.time()), "device": device_name,
-                "device_public_key": key.public_id if key is not None else None,
-                "chain_head": chain.head(), "query": query, "calls": calls, "files": files,
+                "device_public_key": public_key,
+                "chain_head": head, "query": query, "calls": calls, "files": files,
                 "how_to_check": "each file's SHA-256 is listed here; each call's chain entry holds the SHA-256 of "
                                 "its recording and sidecar and links (prev) to the next entries in chain.jsonl, "
                                 "signed with the device key; `callrec decrypt --identity KEY bundle.zip` turns "

@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,40 +144,45 @@ class Ledger:
     def check(self, public: Ed25519PublicKey | None) -> tuple[list[LedgerProblem], int]:
         """Every break in the chain: unreadable lines, edited entries, removed or inserted ones,
         bad signatures. Returns (problems, entries read)."""
-        problems: list[LedgerProblem] = []
-        prev, expected_seq, count = GENESIS, 1, 0
         try:
             handle = open(self.path, "rb")   # noqa: SIM115
         except FileNotFoundError:
-            return problems, 0
+            return [], 0
         with handle:
-            for number, raw in enumerate(handle, start=1):
-                try:
-                    entry = json.loads(raw)
-                    if not isinstance(entry, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    problems.append(LedgerProblem(None, number, "line is not a ledger entry (edited or damaged)"))
-                    continue
-                count += 1
-                seq = entry.get("seq")
-                if entry_hash(entry) != entry.get("hash"):
-                    problems.append(LedgerProblem(seq, number, "entry was altered (its hash does not match it)"))
-                if entry.get("prev") != prev:
-                    problems.append(LedgerProblem(seq, number, "chain broken: 'prev' is not the hash of the entry "
-                                                  "before (an entry was removed, inserted or reordered)"))
-                if seq != expected_seq:
-                    problems.append(LedgerProblem(seq, number, f"sequence broken: expected seq {expected_seq}"))
-                sig = entry.get("sig")
-                if public is not None:
-                    if not isinstance(sig, str):
-                        problems.append(LedgerProblem(seq, number, "entry is not signed"))
-                    elif not signature_valid(public, bytes.fromhex(str(entry.get("hash")))
-                                             if _is_hex(entry.get("hash")) else b"", sig):
-                        problems.append(LedgerProblem(seq, number, "signature does not verify with the device key"))
-                prev = str(entry.get("hash"))
-                expected_seq = (seq + 1) if isinstance(seq, int) else expected_seq + 1
-        return problems, count
+            return check_lines(handle, public)
+
+
+def check_lines(lines: Iterable[bytes], public: Ed25519PublicKey | None) -> tuple[list[LedgerProblem], int]:
+    """`Ledger.check` over any lines of a ledger: a local file, or its segments from the archive."""
+    problems: list[LedgerProblem] = []
+    prev, expected_seq, count = GENESIS, 1, 0
+    for number, raw in enumerate(lines, start=1):
+        try:
+            entry = json.loads(raw)
+            if not isinstance(entry, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            problems.append(LedgerProblem(None, number, "line is not a ledger entry (edited or damaged)"))
+            continue
+        count += 1
+        seq = entry.get("seq")
+        if entry_hash(entry) != entry.get("hash"):
+            problems.append(LedgerProblem(seq, number, "entry was altered (its hash does not match it)"))
+        if entry.get("prev") != prev:
+            problems.append(LedgerProblem(seq, number, "chain broken: 'prev' is not the hash of the entry "
+                                          "before (an entry was removed, inserted or reordered)"))
+        if seq != expected_seq:
+            problems.append(LedgerProblem(seq, number, f"sequence broken: expected seq {expected_seq}"))
+        sig = entry.get("sig")
+        if public is not None:
+            if not isinstance(sig, str):
+                problems.append(LedgerProblem(seq, number, "entry is not signed"))
+            elif not signature_valid(public, bytes.fromhex(str(entry.get("hash")))
+                                     if _is_hex(entry.get("hash")) else b"", sig):
+                problems.append(LedgerProblem(seq, number, "signature does not verify with the device key"))
+        prev = str(entry.get("hash"))
+        expected_seq = (seq + 1) if isinstance(seq, int) else expected_seq + 1
+    return problems, count
 
 
 def _is_hex(value: Any) -> bool:

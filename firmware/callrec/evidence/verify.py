@@ -79,6 +79,7 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
 
     sealed: dict[str, dict[str, Any]] = {}
     deleted: set[str] = set()
+    offloaded: set[str] = set()
     for entry in entries:
         call_id = str(entry.get("call_id"))
         if entry.get("kind") == "call":
@@ -86,6 +87,8 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
             deleted.discard(call_id)
         elif entry.get("kind") == "deleted":
             deleted.add(call_id)
+        elif entry.get("kind") == "offloaded":
+            offloaded.add(call_id)
     report.deleted = len(deleted)
     index, index_problem = _read_index(data_dir)
     if index_problem:
@@ -99,7 +102,7 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
             continue
         report.calls += 1
         _check_call(data_dir, call_id, entry, index.get(call_id) if index is not None else None,
-                    index is not None, owner_of, report)
+                    index is not None, owner_of, report, local=call_id not in offloaded)
     if index is not None:
         for call_id, record in sorted(index.items()):
             if call_id < day or call_id in sealed or not record.get("recording"):
@@ -116,8 +119,9 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
 
 
 def _check_call(data_dir: Path, call_id: str, entry: dict[str, Any], record: dict[str, Any] | None,
-                have_index: bool, owner_of: dict[str, str], report: Report) -> None:
-    relative = entry.get("recording")
+                have_index: bool, owner_of: dict[str, str], report: Report, *, local: bool = True) -> None:
+    """`local`: the files should be here (false once offloaded to the archive: `verify --archive`)."""
+    relative = entry.get("recording") if local else None
     if relative:
         audio = data_dir / str(relative)
         if not audio.exists():

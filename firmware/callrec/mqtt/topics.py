@@ -25,6 +25,7 @@ STATS_FIELDS = (
     "backlog",
     "purpose",
     "encrypted",
+    "archive_backlog",
 )
 # Fields every `B/cmd/result` carries; a command may add its own after these.
 RESULT_FIELDS = ("id", "command", "ok", "error")

@@ -14,10 +14,10 @@ from callrec.privacy.crypto import (
     new_identity,
     scan_frames,
 )
-from callrec.privacy.retention import ALARM_FULL, ALARM_LOW, DiskState, Keeper, due, kept
+from callrec.privacy.retention import ALARM_FULL, ALARM_LOW, DiskState, Keeper, due, kept, started_wall
 
 __all__ = [
     "AGE_MAGIC", "ALARM_FULL", "ALARM_LOW", "CryptoError", "DiskState", "EncryptedPartFile", "FRAMES_MAGIC",
     "FramesInfo", "Keeper", "Recipients", "decrypt_age", "decrypt_frames", "due", "encrypt_stream", "kept",
-    "load_identities", "new_identity", "scan_frames"
+    "load_identities", "new_identity", "scan_frames", "started_wall"
 ]

@@ -78,7 +78,13 @@ class Keeper:
     the service; `callrec prune` alone)."""
 
     def __init__(self, data_dir: Path, index: CallIndex, chain: Chain, audit: AuditLog, policy: RetentionConfig,
-                 bus: EventBus | None = None, *, disk: Callable[[], DiskState] | None = None) -> None:
+                 bus: EventBus | None = None, *, disk: Callable[[], DiskState] | None = None,
+                 keep_local_days: float | None = None,
+                 remote_delete: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`keep_local_days`: with an archive, local copies it confirmed go after this long;
+        `remote_delete`: retention applies to the archive too (`[archive] apply_retention`)."""
+        self.keep_local_days = keep_local_days
+        self.remote_delete = remote_delete
         self.data_dir = data_dir
         self.index = index
         self.chain = chain
@@ -121,13 +127,40 @@ class Keeper:
         if after_call or moment >= self.next_prune:
             self.next_prune = moment + PRUNE_EVERY_S
             self.prune(moment)
+            self.offload(moment)
         self.guard()
+
+    def offload(self, now: float | None = None) -> list[str]:
+        """Local copies the archive has confirmed, older than `keep_local_days` and not held, go;
+        the index keeps the record (`offloaded_at`), the chain an `offloaded` entry."""
+        if self.keep_local_days is None:
+            return []
+        moment = time.time() if now is None else now
+        done = []
+        for record in self._older_than(moment - self.keep_local_days * 86400):
+            if not record.get("archived_at") or record.get("offloaded_at") or record.get("hold"):
+                continue
+            if (record.get("recording") or {}).get("path"):
+                self._offload_one(record, moment, f"local copy kept {self.keep_local_days:g} days")
+                done.append(record["call_id"])
+        return done
+
+    def _offload_one(self, record: dict[str, Any], moment: float, why: str) -> None:
+        audio = self.data_dir / record["recording"]["path"]
+        for victim in (audio, sidecar_of(audio)):
+            victim.unlink(missing_ok=True)
+        self.index.update(record["call_id"], {"offloaded_at": utc_iso(moment)})
+        self.chain.note("offloaded", record["call_id"], by="device:archive",
+                        reason=f"archived at {record['archived_at']}; {why}")
+        log.info("local copy of %s removed: it is in the archive (%s)", record["call_id"], why)
 
     def delete(self, record: dict[str, Any], reason: str, by: str) -> None:
         """Audio, sidecar and index entry together, then the chain entry and the audit entry."""
         call_id = record["call_id"]
         path = (record.get("recording") or {}).get("path")
         removed = []
+        if self.remote_delete is not None and record.get("archived_at"):
+            self.remote_delete(record)
         if path:
             audio = self.data_dir / path
             for victim in (audio, sidecar_of(audio)):
@@ -152,9 +185,18 @@ class Keeper:
         floor = self.policy.min_free_percent
         if floor <= 0:
             return state
+        if state.free_percent < floor and self.keep_local_days is not None:
+            # first what costs nothing: local copies the archive already holds
+            for record in iter(self.index):
+                if not record.get("archived_at") or record.get("offloaded_at") or record.get("hold"):
+                    continue
+                self._offload_one(record, time.time(), "disk guard")
+                state = self._disk()
+                if state.free_percent >= floor:
+                    break
         if state.free_percent < floor:
             for record in iter(self.index):
-                if kept(record, self.policy) or not record.get("recording"):
+                if kept(record, self.policy) or not record.get("recording") or record.get("offloaded_at"):
                     continue
                 self.delete(record, f"disk guard: {state.free_percent:.1f} % free, below {floor:g} %",
                             "device:disk-guard")

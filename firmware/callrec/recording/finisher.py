@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callrec.events import Event, EventBus
+from callrec.events import Event, EventBus, utc_iso
 from callrec.evidence import Chain
 from callrec.privacy import Keeper, Recipients
 from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, sidecar_path, write_sidecar
-from callrec.recording.messages import Finish, Mark
+from callrec.recording.messages import Archived, Finish, Mark
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,16 @@ class Finisher:
         self._jobs.put(_STOP)
         if self._thread is not None:
             self._thread.join()
+        while True:   # news the uploader sent as the thread stopped: the index still takes it
+            try:
+                item = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Archived):
+                self.archived(item)
+            with self._busy_cond:
+                self._busy -= 1
+                self._busy_cond.notify_all()
 
     def _alarm(self, type_: str, line: int | None, fields: dict[str, Any], call_id: str | None = None) -> None:
         self.bus.emit(Event(type_, line, call_id, time.time(), fields))
@@ -120,9 +130,11 @@ class Finisher:
             try:
                 if isinstance(item, Mark):
                     self._mark(item)
+                elif isinstance(item, Archived):
+                    self.archived(item)
                 elif isinstance(item, EndedCall):
                     self._finish(item)
-                    self._keep(after_call=True)
+                    self._keep(after_call=True, wall=item.finish.wall)
             except Exception:   # never let one call's trouble end the finisher
                 log.exception("finishing failed")
             finally:
@@ -131,14 +143,15 @@ class Finisher:
                     self._busy_cond.notify_all()
             self._retry_due()
 
-    def _keep(self, *, after_call: bool = False) -> None:
+    def _keep(self, *, after_call: bool = False, wall: float | None = None) -> None:
         """Retention and the disk guard (privacy/retention.py), here because this thread is the
-        index's only writer; never allowed to stop the finisher."""
+        index's only writer; never allowed to stop the finisher. `wall`: the call's end as the
+        core's wall clock labels it (a simulation's runs ahead of the real one): never before it."""
         if self.keeper is None or (not after_call and time.monotonic() < self._next_keep):
             return
         self._next_keep = time.monotonic() + KEEPER_EVERY_S
         try:
-            self.keeper.tick(after_call=after_call)
+            self.keeper.tick(max(time.time(), wall or 0.0), after_call=after_call)
         except (OSError, sqlite3.Error) as error:
             log.error("retention and the disk guard could not run: %s", error)
 
@@ -294,6 +307,17 @@ class Finisher:
         if self._index_alarm:
             self._index_alarm = False
             self._alarm("alarm.cleared", None, {"id": "index", "kind": "storage"})
+
+    def archived(self, news: Archived) -> None:
+        """The archive has the call: the record says since when, and dashboards hear of it.
+
+        On this thread while it runs; called directly only once it has stopped."""
+        try:
+            record = self.index.update(news.call_id, {"archived_at": utc_iso(news.at)})
+        except (KeyError, ValueError):
+            return   # deleted meanwhile: the archive holds what was
+        self.bus.emit(Event("recording.archived", record.get("line"), news.call_id, news.at, {
+            "url": news.url, "key": news.key, "sha256": news.sha256, "bytes": news.bytes}))
 
     def _mark(self, mark: Mark) -> None:
         if not mark.reply.set_running_or_notify_cancel():

@@ -66,6 +66,18 @@ class Mark:
     reply: Future[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Archived:
+    """The archive confirmed a call's recording and sidecar (the uploader's news for the index)."""
+
+    call_id: str
+    at: float
+    key: str
+    sha256: str | None
+    bytes: int
+    url: str
+
+
 # ---- what the recorder tells the core ----------------------------------------------------------
 
 

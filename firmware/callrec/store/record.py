@@ -106,10 +106,12 @@ class CallRecord(_Part):
     gaps: list[Gap] = Field(default_factory=list)
     missing_since: str | None = Field(None, description="Set while the recording file is not on the disk")
     hold: Hold | None = Field(None, description="Set while the call is under legal hold")
+    archived_at: str | None = Field(None, description="When the office archive confirmed the recording")
+    offloaded_at: str | None = Field(None, description="When the local copy was removed (it is in the archive)")
     chain: ChainLink | None = Field(None, description="The call's entry in the evidence chain")
     metadata_lost: bool = False
 
-    @field_validator("started_at", "answered_at", "ended_at", "missing_since")
+    @field_validator("started_at", "answered_at", "ended_at", "missing_since", "archived_at", "offloaded_at")
     @classmethod
     def _utc(cls, value: str | None) -> str | None:
         if value is None:

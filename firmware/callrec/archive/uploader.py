@@ -1,0 +1,268 @@
+"""The uploader: ships finalized calls, their sidecars, the chain and the audit log to the archive.
+
+Driven by the durable queue (queue.py): `recording.saved` puts a call in it (the bus listener),
+and at start every indexed recording the archive has not confirmed is queued again, so nothing
+finalized is forgotten across restarts. Each call's recording and sidecar are `put` (verified,
+write-once, so a retry after a kill is harmless) and only then does the call count as archived:
+`on_archived` tells the index's writer (the finisher in the service), which sets `archived_at`
+and emits `recording.archived`. The chain and the audit log go as write-once segments
+(`<device>/chain/chain-<first>-<last>.jsonl`), so `verify --archive` can check a device's history
+from the archive alone.
+
+Failures back off (doubling up to `retry_max_s`); the archive unreachable for `alarm_after_s`, a
+refusal (credentials, host key), an object in the way and a backlog over `max_backlog` are alarms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveRefused, ArchiveTarget, Stored
+from callrec.archive.queue import ArchiveQueue
+from callrec.config import ArchiveConfig
+from callrec.events import Event, EventBus, StampedEvent
+from callrec.evidence import audit_path, chain_path, key_paths, sidecar_of
+from callrec.privacy import started_wall
+
+log = logging.getLogger(__name__)
+
+ALARM_UNREACHABLE = "archive.unreachable"
+ALARM_REFUSED = "archive.refused"
+ALARM_BACKLOG = "archive.backlog"
+SEGMENT_MAX = 5000   # ledger entries per segment
+
+
+@dataclass(frozen=True)
+class Backlog:
+    count: int
+    bytes: int
+    oldest: str | None
+
+    def fields(self) -> dict[str, Any]:
+        return {"count": self.count, "bytes": self.bytes, "oldest": self.oldest}
+
+
+def recording_key(device_id: str, record: dict[str, Any]) -> str | None:
+    path = (record.get("recording") or {}).get("path")
+    return f"{device_id}/{path}" if path else None
+
+
+class Uploader:
+    def __init__(self, data_dir: Path, device_id: str, config: ArchiveConfig, target: ArchiveTarget,
+                 queue: ArchiveQueue, record_of: Callable[[str], dict[str, Any] | None],
+                 on_archived: Callable[[str, float, Stored], None], bus: EventBus | None = None) -> None:
+        self.data_dir = data_dir
+        self.device_id = device_id
+        self.config = config
+        self.target = target
+        self.queue = queue
+        self.record_of = record_of
+        self.on_archived = on_archived
+        self.bus = bus
+        self._alarms: set[str] = set()
+        self._down_since: float | None = None
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ---- feeding --------------------------------------------------------------------------------
+
+    def __call__(self, stamped: StampedEvent) -> None:
+        """Bus listener: a saved recording is queued (durably) and the thread woken."""
+        event = stamped.event
+        if event.type == "recording.saved" and event.call_id:
+            self.queue.add(event.call_id)
+            self._wake.set()
+
+    def catch_up(self, records: Any) -> int:
+        """Queue every indexed recording the archive has not confirmed (at start; first enabling)."""
+        archived = self.queue.archived_ids()
+        added = 0
+        for record in records:
+            call_id = str(record.get("call_id"))
+            if call_id in archived or not record.get("recording") or record.get("offloaded_at"):
+                continue
+            added += self.queue.add(call_id)
+        return added
+
+    # ---- the thread -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="archive-uploader", daemon=True)
+        self._thread.start()
+
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop the thread; with `drain_s`, first ship what is pending for at most that long (what
+        is left stays queued for the next start)."""
+        if drain_s > 0 and self._thread is not None and self._down_since is None:
+            deadline = time.monotonic() + drain_s
+            self._wake.set()
+            while time.monotonic() < deadline and self.queue.due(time.time()) and self._down_since is None:
+                time.sleep(0.05)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(30)
+        self.target.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:   # never let one bad call end the offload of the others
+                log.exception("archive upload failed")
+            waits = [p.next_try for p in self.queue.pending()]
+            wait = max(0.2, min(waits) - time.time()) if waits else 60.0
+            self._wake.wait(min(wait, 60.0))
+            self._wake.clear()
+
+    def run_once(self, now: float | None = None) -> bool:
+        """Upload what is due; True when nothing is left pending."""
+        moment = time.time() if now is None else now
+        for item in self.queue.due(moment):
+            if self._stop.is_set():
+                return False
+            self._ship(item.call_id, item.attempts)
+        if not self.queue.pending() or self._down_since is None:
+            self._ship_ledgers()
+        for key in self.queue.deletions():
+            try:
+                self.target.delete(key)
+            except ArchiveError as error:
+                log.warning("archive: cannot delete %s yet: %s", key, error)
+                break
+            self.queue.deleted(key)
+        self._check_backlog()
+        return not self.queue.pending()
+
+    def _ship(self, call_id: str, attempts: int) -> None:
+        record = self.record_of(call_id)
+        key = recording_key(self.device_id, record) if record else None
+        if record is None or key is None:
+            self.queue.drop(call_id)   # deleted by policy before it was shipped, or never recorded
+            return
+        audio = self.data_dir / record["recording"]["path"]
+        retain = None
+        if self.config.object_lock_days is not None:
+            started = started_wall(record) or time.time()
+            retain = started + self.config.object_lock_days * 86400
+        try:
+            data = audio.read_bytes()
+            sidecar = sidecar_of(audio).read_bytes()
+        except FileNotFoundError:
+            self._failed(call_id, attempts, f"{audio.name} is not on the disk (see `callrec recover`)", local=True)
+            return
+        try:
+            stored = self.target.put(key, data, retain_until=retain)
+            self.target.put(str(Path(key).with_name(sidecar_of(audio).name)), sidecar, retain_until=retain)
+        except ArchiveConflict as error:
+            self._failed(call_id, attempts, str(error))
+            self._raise(f"archive.conflict:{call_id}", f"{error}; the local copy is kept")
+            return
+        except ArchiveError as error:
+            self._unreachable(error)
+            self._failed(call_id, attempts, str(error))
+            return
+        now = time.time()
+        self.queue.done(call_id, key, stored.sha256, stored.size, now)
+        self._reachable()
+        self.on_archived(call_id, now, stored)
+        log.info("archived %s -> %s", call_id, key)
+
+    def _ship_ledgers(self) -> None:
+        public = key_paths(self.data_dir)[1]
+        try:
+            if public.exists():
+                self.target.put(f"{self.device_id}/chain/device.pub", public.read_bytes())
+            for name, path in (("chain", chain_path(self.data_dir)), ("audit", audit_path(self.data_dir))):
+                self._ship_ledger(name, path)
+        except ArchiveError as error:
+            self._unreachable(error)
+            log.warning("archive: the %s segments wait: %s", "ledger", error)
+
+    def _ship_ledger(self, name: str, path: Path) -> None:
+        done = self.queue.ledger_seq(name)
+        lines: list[str] = []
+        last = done
+        try:
+            with open(path, encoding="utf-8") as handle:
+                for raw in handle:
+                    try:
+                        seq = int(json.loads(raw).get("seq", 0))
+                    except (ValueError, AttributeError):
+                        continue
+                    if seq > done and raw.endswith("\n"):
+                        lines.append(raw)
+                        last = seq
+                        if len(lines) >= SEGMENT_MAX:
+                            break
+        except FileNotFoundError:
+            return
+        if not lines:
+            return
+        self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl", "".join(lines).encode())
+        self.queue.set_ledger_seq(name, last)
+
+    # ---- failures and alarms --------------------------------------------------------------------
+
+    def _failed(self, call_id: str, attempts: int, error: str, *, local: bool = False) -> None:
+        backoff = min(self.config.retry_max_s, 2.0 ** min(attempts + 1, 20))
+        self.queue.failed(call_id, error, time.time() + backoff)
+        self.last_error = error
+        log.warning("archive: %s not archived (attempt %d, next in %.0f s): %s", call_id, attempts + 1, backoff, error)
+
+    def _unreachable(self, error: ArchiveError) -> None:
+        now = time.time()
+        if self._down_since is None:
+            self._down_since = now
+        self.last_error = str(error)
+        if isinstance(error, ArchiveRefused):
+            self._raise(ALARM_REFUSED, f"the archive refuses the device: {error}")
+        elif now - self._down_since >= self.config.alarm_after_s:
+            self._raise(ALARM_UNREACHABLE, f"the archive has been unreachable for {now - self._down_since:.0f} s "
+                                           f"({error}); recordings are kept locally and sent when it is back")
+
+    def _reachable(self) -> None:
+        self._down_since = None
+        self._clear(ALARM_UNREACHABLE)
+        self._clear(ALARM_REFUSED)
+
+    def backlog(self) -> Backlog:
+        pending = self.queue.pending()
+        size = 0
+        for item in pending[:10_000]:
+            record = self.record_of(item.call_id)
+            size += int((record or {}).get("recording", {}).get("bytes") or 0) if record else 0
+        return Backlog(len(pending), size, pending[0].call_id if pending else None)
+
+    def _check_backlog(self) -> None:
+        count = len(self.queue.pending())
+        if count > self.config.max_backlog:
+            self._raise(ALARM_BACKLOG, f"{count} calls wait for the archive (more than {self.config.max_backlog})")
+        else:
+            self._clear(ALARM_BACKLOG)
+
+    def _raise(self, alarm_id: str, message: str) -> None:
+        if alarm_id in self._alarms:
+            return
+        self._alarms.add(alarm_id)
+        log.error("%s", message)
+        if self.bus is not None:
+            self.bus.emit(Event("alarm.raised", None, None, time.time(),
+                                {"id": alarm_id, "kind": "archive", "message": message}))
+
+    def _clear(self, alarm_id: str) -> None:
+        if alarm_id not in self._alarms:
+            return
+        self._alarms.discard(alarm_id)
+        if self.bus is not None:
+            self.bus.emit(Event("alarm.cleared", None, None, time.time(), {"id": alarm_id, "kind": "archive"}))
+
