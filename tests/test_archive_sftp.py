@@ -189,3 +189,20 @@ def test_local_copies_go_only_once_archived_and_old_enough_and_never_while_held(
     assert callrec("verify", "--data", str(data)).returncode == 0, "an offloaded call is not a missing one"
     assert callrec("verify", "--archive", sshd.url(), "--config", str(config)).returncode == 0
 
+
+
+def test_an_object_in_the_way_with_other_content_is_an_alarm_not_a_replacement(tmp_path, sshd):  # noqa: F811
+    config = _config(tmp_path, sshd)
+    data = tmp_path / "data"
+    scenario = _scenario(tmp_path, 1)
+    sshd.stop()   # record first, with the archive away, so the planted object is there before the upload
+    assert callrec("simulate", str(scenario), "--data", str(data), "--config", str(config)).returncode == 0
+    (record,) = _records(data)
+    planted = sshd.archive / DEVICE / record["recording"]["path"]
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(b"somebody else's file")
+    sshd.start()
+    sync = callrec("archive", "sync", "--once", "--data", str(data), "--config", str(config))
+    assert sync.returncode == 1 and "other content" in sync.stderr and "not replaced" in sync.stderr
+    assert planted.read_bytes() == b"somebody else's file", "never overwritten"
+    assert (data / record["recording"]["path"]).exists(), "the local copy is kept"

@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common, data], help="two simulated lines, two calls, a summary")
     demo.add_argument("--realtime", action="store_true")
     demo.add_argument("--events", action="store_true", help="also print the event stream")
+    demo.add_argument("--viewer", action="store_true",
+                      help="then serve the office's web viewer over the demo's calls (needs callrec[office])")
+    demo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT", help="where --viewer listens")
     demo.set_defaults(func=cmd_demo)
 
     check = sub.add_parser("check-config", parents=[common], help="validate a configuration file")
@@ -123,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     from callrec.archive import register_commands as register_archive
 
     register_archive(sub, common, data, load_config)
+    from callrec.viewer import register_commands as register_viewer
+
+    register_viewer(sub, common, load_config)
 
     try:
         from callrec.dsp import analyze

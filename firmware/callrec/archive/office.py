@@ -25,6 +25,10 @@ class DeviceArchive:
     device_id: str
     _keys: list[str] | None = field(default=None, repr=False)
 
+    def forget(self) -> None:
+        """List the archive again at the next question (new calls arrived)."""
+        self._keys = None
+
     def keys(self) -> list[str]:
         if self._keys is None:
             self._keys = self.target.list(self.device_id)
@@ -61,10 +65,11 @@ class DeviceArchive:
         except (ArchiveError, UnicodeDecodeError):
             return None
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every archived call record (the sidecars), oldest first."""
+    def records(self, after: str = "") -> Iterator[dict[str, Any]]:
+        """Every archived call record (the sidecars) whose call id sorts after `after`, oldest first."""
         for key in self.keys():
-            if key.startswith(f"{self.device_id}/recordings/") and key.endswith(".json"):
+            if key.startswith(f"{self.device_id}/recordings/") and key.endswith(".json") \
+                    and key.rsplit("/", 1)[-1].removesuffix(".json") > after:
                 try:
                     record = json.loads(self.target.get(key))
                 except (ValueError, ArchiveError):

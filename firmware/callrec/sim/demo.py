@@ -9,6 +9,7 @@ the shipped announcements stand in for the callers' voices.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -121,6 +122,31 @@ def run_demo(args: argparse.Namespace) -> int:
     if code != 0:
         return code
     print_summary(data, [c for c in _call_ids(data) if c not in before])
+    if getattr(args, "viewer", False):
+        return serve_viewer(data, config, getattr(args, "listen", "127.0.0.1:8080"))
+    return 0
+
+
+def serve_viewer(data: Path, config: Any, listen: str) -> int:
+    """The demo's last step with `--viewer`: the office's viewer over the demo's recordings, with
+    a one-time officer login printed (a fresh password each run)."""
+    import secrets
+
+    try:
+        from callrec.viewer import Users, make_viewer, serve
+    except ImportError:
+        print("callrec demo: --viewer needs the office extra: pip install 'callrec[office]'", file=sys.stderr)
+        return 1
+    users_file = data / "viewer-users.json"
+    password = secrets.token_urlsafe(9)
+    Users(users_file).add("demo", "officer", password)
+    viewer_args = argparse.Namespace(data=data, archive=None, identity=None, users=users_file, annotations=None,
+                                     device=None, tls_cert=None)
+    viewer = make_viewer(viewer_args, config)
+    print(f"\nThe office's viewer: http://{listen}/  log in as  demo  with the one-time password  {password}\n"
+          "(Ctrl-C ends it)", file=sys.stderr)
+    with contextlib.suppress(KeyboardInterrupt):   # Ctrl-C is how the demo's viewer ends
+        serve(viewer, listen)
     return 0
 
 

@@ -268,7 +268,11 @@ class CallIndex:
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Every call, oldest call_id first, read in pages so writers are not held up meanwhile."""
-        after = ""
+        return self.after("")
+
+    def after(self, call_id: str) -> Iterator[dict[str, Any]]:
+        """The calls whose call_id sorts after `call_id` (newer ones), oldest first, in pages."""
+        after = call_id
         while True:
             rows = self._storage.query(
                 "SELECT call_id, body FROM documents WHERE tbl = ? AND call_id > ? ORDER BY call_id LIMIT 500",
