@@ -216,3 +216,15 @@ def test_viewer_user_add_reads_the_password_from_stdin_and_refuses_bad_roles(tmp
     short = subprocess.run([sys.executable, "-m", "callrec", "viewer-user", "add", "kim", "--role", "officer",
                             "--users", str(users)], input="short\n", capture_output=True, text=True)
     assert short.returncode == 1 and "shorter than 8" in short.stderr
+
+
+def test_download_gives_the_file_as_stored_and_logout_ends_the_session(client, recorded):
+    token = login(client, "lena")
+    call = first_call(client)
+    stored = client.get(f"/api/calls/{call['call_id']}/download")
+    assert stored.status_code == 200 and stored.content.startswith(b"age-encryption.org/v1")
+    assert "attachment" in stored.headers["content-disposition"]
+    audit = [json.loads(line) for line in (recorded.data / "evidence" / "audit.jsonl").read_text().splitlines()]
+    assert ("viewer.download", "viewer:lena") in {(e["action"], e["who"]) for e in audit}
+    assert client.post("/api/logout", headers={"X-CSRF-Token": token}).status_code == 200
+    assert client.get("/api/calls").status_code == 401

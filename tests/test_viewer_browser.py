@@ -44,17 +44,37 @@ def server(tmp_path_factory):
     thread.join(10)
 
 
+@pytest.fixture(scope="module")
+def chromedriver():
+    """Debian's chromedriver on a loopback port of our choosing, reached by address: Selenium's
+    own service launcher insists on the name `localhost`, which a bare chroot cannot resolve."""
+    import socket
+    import subprocess
+
+    port = free_port()
+    proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+
+
 @pytest.fixture
-def browser():
+def browser(chromedriver):
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
                  "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
         options.add_argument(flag)
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Remote(command_executor=chromedriver, options=options)
     driver.implicitly_wait(5)
     yield driver
     driver.quit()

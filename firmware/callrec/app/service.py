@@ -230,7 +230,12 @@ class Service:
         # The boards and the stats probe follow the event stream from its first event: the front
         # ends read them (through `device`), never the parts that made the events.
         self.lines_board, self.alarms_board = LineBoard(), AlarmBoard()
-        self.uploader = make_uploader(config, self.index, self.bus, lambda news: self._finisher_post(news))
+        try:
+            self.uploader = make_uploader(config, self.index, self.bus, lambda news: self._finisher_post(news))
+        except (sqlite3.Error, OSError) as error:   # a full disk must not keep calls from being recorded
+            log.error("the archive queue cannot be opened (%s): no offload until the service restarts", error)
+            store.problems.append(("archive.queue", f"the archive queue cannot be opened ({error}); recordings are "
+                                                    "kept locally and offloaded after a restart"))
         self.stats = StatsProbe(config.storage.data_dir, lambda: sum(group.overruns for group in self.captures),
                                 purpose=config.privacy.purpose, encrypted=config.privacy.encrypted,
                                 backlog=self.uploader.backlog if self.uploader is not None else None)

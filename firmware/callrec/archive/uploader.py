@@ -127,10 +127,16 @@ class Uploader:
     def run_once(self, now: float | None = None) -> bool:
         """Upload what is due; True when nothing is left pending."""
         moment = time.time() if now is None else now
-        for item in self.queue.due(moment):
-            if self._stop.is_set():
-                return False
-            self._ship(item.call_id, item.attempts)
+        tried: set[str] = set()
+        while True:   # in batches, each call tried once per pass (a failure stays due with now=inf)
+            batch = [item for item in self.queue.due(moment, limit=len(tried) + 50) if item.call_id not in tried]
+            if not batch:
+                break
+            for item in batch:
+                if self._stop.is_set():
+                    return False
+                tried.add(item.call_id)
+                self._ship(item.call_id, item.attempts)
         if not self.queue.pending() or self._down_since is None:
             self._ship_ledgers()
         for key in self.queue.deletions():
