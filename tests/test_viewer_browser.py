@@ -66,18 +66,38 @@ def chromedriver():
 
 
 @pytest.fixture
-def browser(chromedriver):
+def browser(chromedriver, tmp_path):
+    """Chromium started by us with its DevTools on a loopback port, and chromedriver attached to it
+    by address (chromedriver's own launch reaches the browser as `localhost` too)."""
+    import socket
+    import subprocess
+
     from selenium import webdriver
 
+    port = free_port()
+    chromium = subprocess.Popen(
+        [shutil.which("chromium") or "/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+         "--disable-gpu", "--window-size=1280,1000", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+         "--no-first-run", f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
+         f"--user-data-dir={tmp_path / 'chromium'}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
     options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
-                 "--autoplay-policy=no-user-gesture-required", "--mute-audio"):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    options.debugger_address = f"127.0.0.1:{port}"
     driver = webdriver.Remote(command_executor=chromedriver, options=options)
     driver.implicitly_wait(5)
     yield driver
     driver.quit()
+    chromium.terminate()
+    try:
+        chromium.wait(10)
+    except subprocess.TimeoutExpired:
+        chromium.kill()
 
 
 def _login(browser, base: str, name: str, then: str = "/calls") -> None:
@@ -105,10 +125,13 @@ def test_a_supervisor_finds_plays_seeks_and_annotates_a_call(server, browser):
     box = browser.find_element(By.ID, "q-number")
     box.send_keys(CALLER[:5])
     browser.find_element(By.ID, "search").click()
+    _wait(browser, "location.search.includes('number=')")
+    _wait(browser, "document.readyState === 'complete'")
     assert browser.find_element(By.ID, "total").text == "1 call(s)"
     assert browser.find_element(By.ID, "chart")
     browser.save_screenshot(str(ARTIFACTS / "viewer-search.png"))
     browser.find_element(By.CSS_SELECTOR, "#results a").click()
+    _wait(browser, "location.pathname.startsWith('/calls/') && document.readyState === 'complete'")
     assert "Verified" in browser.find_element(By.ID, "verified").text
     _wait(browser, "document.getElementById('player').readyState >= 1")
     browser.execute_script("document.getElementById('player').play()")
@@ -123,7 +146,8 @@ def test_a_supervisor_finds_plays_seeks_and_annotates_a_call(server, browser):
     assert abs(at - duration * 0.75) < duration * 0.05, (at, duration)   # offset from the centre: 3/4 in
     browser.find_element(By.ID, "note-text").send_keys("caller asks for a refund")
     browser.find_element(By.ID, "add-note").click()
-    _wait(browser, "document.querySelector('#markers span[data-kind=note]') !== null")
+    _wait(browser, "document.readyState === 'complete' && "
+                   "document.querySelector('#markers span[data-kind=note]') !== null")
     assert "caller asks for a refund" in browser.find_element(By.ID, "notes").text
     browser.get(browser.current_url.split("#")[0] + "#t=2.5")
     browser.refresh()
@@ -140,6 +164,7 @@ def test_an_officer_exports_a_number_and_a_listener_is_refused(server, browser):
     browser.find_element(By.ID, "download-bundle").click()
     _wait(browser, "document.getElementById('bundle-link') !== null")
     browser.find_element(By.ID, "logout").click()
+    _wait(browser, "location.pathname === '/login'")
     _login(browser, server, "lena")
     browser.get(f"{server}/export")
     assert "may not do this" in browser.find_element(By.ID, "refused").text
