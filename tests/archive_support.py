@@ -21,6 +21,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_port(port: int, timeout: float) -> bool:
+    """Until something listens on 127.0.0.1:`port` (True), or `timeout` passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if listening(port):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @dataclass
 class Sshd:
     """One sshd serving SFTP only, chrooted to `chroot`; the archive is `chroot/archive`."""
@@ -90,9 +105,8 @@ class Sshd:
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+            if listening(self.port):
+                return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"sshd ended: {(self.directory / 'sshd.log').read_text()}")
             time.sleep(0.05)

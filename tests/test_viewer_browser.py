@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("selenium")
 pytest.importorskip("uvicorn")
-from archive_support import free_port  # noqa: E402
+from archive_support import free_port, wait_for_port  # noqa: E402
 from viewer_support import CALLER, PASSWORDS, record_calls, viewer_for  # noqa: E402
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -48,18 +48,12 @@ def server(tmp_path_factory):
 def chromedriver():
     """Debian's chromedriver on a loopback port of our choosing, reached by address: Selenium's
     own service launcher insists on the name `localhost`, which a bare chroot cannot resolve."""
-    import socket
     import subprocess
 
     port = free_port()
     proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={port}"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
+    wait_for_port(port, 15)
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(10)
@@ -69,7 +63,6 @@ def chromedriver():
 def browser(chromedriver, tmp_path):
     """Chromium started by us with its DevTools on a loopback port, and chromedriver attached to it
     by address (chromedriver's own launch reaches the browser as `localhost` too)."""
-    import socket
     import subprocess
 
     from selenium import webdriver
@@ -81,12 +74,7 @@ def browser(chromedriver, tmp_path):
          "--no-first-run", f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
          f"--user-data-dir={tmp_path / 'chromium'}", "about:blank"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
+    wait_for_port(port, 20)
     options = webdriver.ChromeOptions()
     options.debugger_address = f"127.0.0.1:{port}"
     driver = webdriver.Remote(command_executor=chromedriver, options=options)

@@ -21,6 +21,7 @@ from callrec.archive.targets import open_target
 from callrec.archive.uploader import Uploader
 from callrec.config import ArchiveConfig, Config
 from callrec.events import utc_iso
+from callrec.evidence import Report
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
 
@@ -187,12 +188,9 @@ def verify_from_archive(args: argparse.Namespace, config: Config) -> int:
     return status
 
 
-def _print_report(device_id: str, report: Any, as_json: bool) -> None:
+def _print_report(device_id: str, report: Report, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"device_id": device_id, "ok": not report.problems, "calls": report.calls,
-                          "deleted": report.deleted, "chain_entries": report.chain_entries,
-                          "audit_entries": report.audit_entries, "device_public_key": report.public_key,
-                          "chain_head": report.head, "problems": [p.__dict__ for p in report.problems]}))
+        print(json.dumps(report.document(device_id=device_id), ensure_ascii=False))
         return
     for problem in report.problems:
         print(f"{device_id}: {problem.line()}")

@@ -103,9 +103,7 @@ def verify_archive(device: DeviceArchive, *, pinned: str | None = None, lock_day
             report.add(None, "device key differs", f"the archive's key {stored_key} is not the pinned one")
     problems, report.chain_entries = check_lines(device.ledger_lines("chain"), public)
     for problem in problems:
-        report.add(None, "chain broken" if "chain" in problem.message or "sequence" in problem.message
-                   else ("signature invalid" if "sign" in problem.message else "chain entry altered"),
-                   f"chain entry {problem.line} (seq {problem.seq}): {problem.message}")
+        report.add(None, problem.kind, f"chain entry {problem.line} (seq {problem.seq}): {problem.message}")
     audit_problems, report.audit_entries = check_lines(device.ledger_lines("audit"), public)
     for problem in audit_problems:
         report.add(None, "audit log broken", f"audit entry {problem.line} (seq {problem.seq}): {problem.message}")

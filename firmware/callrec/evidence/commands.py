@@ -159,10 +159,7 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         return _fail("verify", f"--key: {error}")
     report = verify(data_dir, since=args.since, pinned=pinned)
     if args.json:
-        print(json.dumps({"ok": not report.problems, "calls": report.calls, "deleted": report.deleted,
-                          "chain_entries": report.chain_entries, "audit_entries": report.audit_entries,
-                          "device_public_key": report.public_key, "chain_head": report.head,
-                          "problems": [p.__dict__ for p in report.problems]}, ensure_ascii=False))
+        print(json.dumps(report.document(), ensure_ascii=False))
     else:
         for problem in report.problems:
             print(problem.line())

@@ -45,11 +45,15 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in entry.items() if k not in ("hash", "sig")})).hexdigest()
 
 
+ALTERED, BROKEN, UNSIGNED = "chain entry altered", "chain broken", "signature invalid"
+
+
 @dataclass(frozen=True)
 class LedgerProblem:
     seq: int | None
     line: int
     message: str
+    kind: str = ALTERED   # ALTERED, BROKEN or UNSIGNED: what `verify` calls it
 
 
 class Ledger:
@@ -170,16 +174,16 @@ def check_lines(lines: Iterable[bytes], public: Ed25519PublicKey | None) -> tupl
             problems.append(LedgerProblem(seq, number, "entry was altered (its hash does not match it)"))
         if entry.get("prev") != prev:
             problems.append(LedgerProblem(seq, number, "chain broken: 'prev' is not the hash of the entry "
-                                          "before (an entry was removed, inserted or reordered)"))
+                                          "before (an entry was removed, inserted or reordered)", BROKEN))
         if seq != expected_seq:
-            problems.append(LedgerProblem(seq, number, f"sequence broken: expected seq {expected_seq}"))
+            problems.append(LedgerProblem(seq, number, f"sequence broken: expected seq {expected_seq}", BROKEN))
         sig = entry.get("sig")
         if public is not None:
             if not isinstance(sig, str):
-                problems.append(LedgerProblem(seq, number, "entry is not signed"))
+                problems.append(LedgerProblem(seq, number, "entry is not signed", UNSIGNED))
             elif not signature_valid(public, bytes.fromhex(str(entry.get("hash")))
                                      if _is_hex(entry.get("hash")) else b"", sig):
-                problems.append(LedgerProblem(seq, number, "signature does not verify with the device key"))
+                problems.append(LedgerProblem(seq, number, "signature does not verify with the device key", UNSIGNED))
         prev = str(entry.get("hash"))
         expected_seq = (seq + 1) if isinstance(seq, int) else expected_seq + 1
     return problems, count

@@ -50,6 +50,13 @@ class Report:
     def add(self, call_id: str | None, kind: str, detail: str) -> None:
         self.problems.append(Problem(call_id, kind, detail))
 
+    def document(self, **extra: Any) -> dict[str, Any]:
+        """The report as `verify --json` prints it (local or from the archive)."""
+        return {**extra, "ok": not self.problems, "calls": self.calls, "deleted": self.deleted,
+                "chain_entries": self.chain_entries, "audit_entries": self.audit_entries,
+                "device_public_key": self.public_key, "chain_head": self.head,
+                "problems": [p.__dict__ for p in self.problems]}
+
 
 def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey | None = None) -> Report:
     """`since`: only calls started on or after this day (YYYY-MM-DD) are re-hashed; the chain
@@ -69,8 +76,7 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
     by_seq = {e.get("seq"): e for e in entries}
     for problem in problems:
         entry = by_seq.get(problem.seq) or {}
-        report.add(entry.get("call_id"), "chain broken" if "chain" in problem.message or "sequence" in problem.message
-                   else ("signature invalid" if "sign" in problem.message else "chain entry altered"),
+        report.add(entry.get("call_id"), problem.kind,
                    f"chain line {problem.line} (seq {problem.seq}): {problem.message}")
     audit_problems, report.audit_entries = AuditLog(data_dir).ledger.check(public)
     for problem in audit_problems:

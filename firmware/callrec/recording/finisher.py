@@ -110,9 +110,12 @@ class Finisher:
                 return
             if isinstance(item, Archived):
                 self.archived(item)
-            with self._busy_cond:
-                self._busy -= 1
-                self._busy_cond.notify_all()
+            self._job_done()
+
+    def _job_done(self) -> None:
+        with self._busy_cond:
+            self._busy -= 1
+            self._busy_cond.notify_all()
 
     def _alarm(self, type_: str, line: int | None, fields: dict[str, Any], call_id: str | None = None) -> None:
         self.bus.emit(Event(type_, line, call_id, time.time(), fields))
@@ -138,9 +141,7 @@ class Finisher:
             except Exception:   # never let one call's trouble end the finisher
                 log.exception("finishing failed")
             finally:
-                with self._busy_cond:
-                    self._busy -= 1
-                    self._busy_cond.notify_all()
+                self._job_done()
             self._retry_due()
 
     def _keep(self, *, after_call: bool = False, wall: float | None = None) -> None:
