@@ -86,8 +86,16 @@ class Terminal:
         self.port.close()
 
 
+OPEN_CONSOLE = "[console]\nopen = true\n"
+
+
 def start_console(tty: Path, data: Path, control_socket: Path, log_path: Path,
                   *extra: str) -> subprocess.Popen[bytes]:
+    """With no --config among `extra`, an open console (no passphrase), as the older tests expect."""
+    if "--config" not in extra:
+        config = log_path.parent / "open-console.toml"
+        config.write_text(OPEN_CONSOLE)
+        extra = (*extra, "--config", str(config))
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "callrec", "console", "--port", str(tty), "--data", str(data),

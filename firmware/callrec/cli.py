@@ -70,8 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", parents=[common, data], help="run a scenario on simulated lines")
     sim.add_argument("scenario", type=Path, metavar="SCENARIO.toml")
     sim.add_argument("--realtime", action="store_true", help="run at wall-clock pace (private PulseAudio)")
-    sim.add_argument("--control-socket", type=Path, metavar="PATH",
-                     help="local control socket for the console (default DATA/control.sock)")
+    sim.add_argument("--control", "--control-socket", dest="control_socket", type=Path, metavar="PATH",
+                     help="serve the control socket here, for `callrec console --control PATH` "
+                          "(default DATA/control.sock)")
     sim.add_argument("--work", type=Path, metavar="DIR",
                      help="scratch files of the simulated cards (default: a temporary directory, removed "
                           "at the end); never the data directory")
@@ -110,9 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     console = sub.add_parser("console", parents=[common, data], help="the technicians' serial console")
     console.add_argument("--port", required=True, metavar="DEVICE", help="serial port, e.g. /dev/ttyAMA0")
     console.add_argument("--baud", type=_positive_int, default=115200)
-    console.add_argument("--control-socket", type=Path, metavar="PATH", default=Path("/run/callrec/control.sock"),
-                         help="the service's control socket (default /run/callrec/control.sock)")
+    console.add_argument("--control", "--control-socket", dest="control_socket", type=Path, metavar="PATH",
+                         default=Path("/run/callrec/control.sock"),
+                         help="the service's (or `simulate --control`'s) control socket "
+                              "(default /run/callrec/control.sock)")
     console.set_defaults(func=cmd_console)
+
+    passwd = sub.add_parser("passwd", parents=[common],
+                            help="set the technician passphrase of the serial console (console.passphrase_hash)")
+    passwd.set_defaults(func=cmd_passwd)
 
     recover = sub.add_parser("recover", parents=[common, data],
                              help="register interrupted recordings and re-index what the index lacks")
@@ -159,7 +166,7 @@ def load_config(args: argparse.Namespace) -> Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from callrec.app import StartupError, card_problems, load_sound
+    from callrec.app import config_problems
 
     path = args.file or args.config or DEFAULT_CONFIG_PATH
     try:
@@ -167,11 +174,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 1
-    problems = card_problems(config)   # the sound cards of this machine, where they can be asked
-    try:
-        load_sound(config)
-    except StartupError as error:
-        problems.insert(0, str(error))
+    problems = config_problems(config)   # the sound cards of this machine, where they can be asked
     if problems:
         print(f"{path}: {len(problems)} problem(s) in the configuration:", file=sys.stderr)
         for problem in problems:
@@ -244,10 +247,28 @@ def cmd_console(args: argparse.Namespace) -> int:
     try:
         config, problem = load_config(args), None
     except ConfigError as error:
+        from callrec.config import salvage_console
+
         config, problem = configmod.load(None).with_data_dir(args.data), str(error)
+        config = config.model_copy(update={"console": salvage_console(source)})
         log.error("console: the configuration is not usable, showing the defaults:\n%s", error)
+    def reload() -> Config | None:
+        try:
+            return load_config(args)
+        except ConfigError as error:
+            log.error("console: the configuration is not usable now, keeping the one in effect:\n%s", error)
+            return None
+
     return run_console(config, port=args.port, baud=args.baud, control_socket=args.control_socket,
-                       config_source=str(source or "<built-in defaults>"), config_problem=problem)
+                       config_source=str(source or "<built-in defaults>"), config_problem=problem,
+                       reload=reload if problem is None else None)
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Writes only the hash, into the file the console reads, keeping everything else in it."""
+    from callrec.console import run_passwd
+
+    return run_passwd(args.config or DEFAULT_CONFIG_PATH)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

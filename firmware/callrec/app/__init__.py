@@ -8,11 +8,15 @@ from callrec.app.service import (
     Store,
     card_problems,
     channel_problems,
+    config_problems,
     hardware_backend,
     load_sound,
     open_store,
     take_data_lock,
 )
 
-__all__ = ["Backend", "Service", "StartupError", "Store", "attach_control", "attach_front_ends", "attach_mqtt",
-           "card_problems", "channel_problems", "hardware_backend", "load_sound", "open_store", "take_data_lock"]
+__all__ = [
+    "Backend", "Service", "StartupError", "Store", "attach_control", "attach_front_ends", "attach_mqtt",
+    "card_problems", "channel_problems", "config_problems", "hardware_backend", "load_sound", "open_store",
+    "take_data_lock"
+]

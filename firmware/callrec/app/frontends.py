@@ -43,6 +43,7 @@ def attach_mqtt(service: Service, config: Config) -> MqttService:
         raise RuntimeError("attach MQTT after Service.start()")
     mqtt_service = MqttService(config.mqtt, service.bus, service.device)
     mqtt_service.start()
+    service.device.mqtt = mqtt_service
     service.extras.append(mqtt_service)
     return mqtt_service
 

@@ -71,6 +71,7 @@ class Backend:
     queue_size: int = 0
     finite: bool = False                               # the sources end (a scenario): so does the service
     listeners: list[Listener] = field(default_factory=list)   # the backend follows the event stream
+    clock_status: Callable[[], dict[str, Any] | None] | None = None   # the clock port's verdict, as a dict
 
 
 def hardware_backend(line_source: LineSource) -> Backend:
@@ -168,6 +169,17 @@ def card_problems(config: Config) -> list[str]:
             available = native_channels(kind, device)
             if available is not None:
                 problems += channel_problems(config, kind, device, available)
+    return problems
+
+
+def config_problems(config: Config) -> list[str]:
+    """What `check-config` finds past the file's own validation: the announcement cannot be loaded,
+    a channel the sound card lacks. One list for `check-config` and the console's `config set`."""
+    problems = card_problems(config)
+    try:
+        load_sound(config)
+    except StartupError as error:
+        problems.insert(0, str(error))
     return problems
 
 
@@ -279,7 +291,7 @@ class Service:
             clock=self.backend.core_clock,
         )
         self.device = ServiceDevice(self.lines_board, self.alarms_board, self.stats, core, evidence.audit,
-                                    config.privacy.purpose)
+                                    config.privacy.purpose, config=config, clock=self.backend.clock_status)
         # After the core exists, so alarms raised by healing and recovery are among its active alarms.
         for alarm_id, message in store.problems:
             self.bus.emit(Event("alarm.raised", None, None, time.time(),

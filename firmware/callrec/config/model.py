@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeGuard
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from callrec.config.archive import ArchiveConfig
+from callrec.config.console import ConsoleConfig
 from callrec.config.mqtt import MqttSettings
 from callrec.config.privacy import PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
@@ -143,6 +144,7 @@ class Config(TomlModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="How long calls are kept; the disk guard")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="Offload to the office archive")
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The technicians' serial console")
 
     @field_validator("lines", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any
 
 from callrec.events import StampedEvent, utc_iso
 
-SECRET_KEY = re.compile(r"pass(word|phrase)?$|secret|token|credential|private", re.IGNORECASE)
+SECRET_KEY = re.compile(r"pass(word|phrase)?(_hash)?$|secret|token|credential|private", re.IGNORECASE)
 _BAR_CHARS = 30
 _BAR_FLOOR_DBFS = -60.0
 SILENT_DBFS = -100.0   # below any real line's noise: digital silence (the core floors at -120)

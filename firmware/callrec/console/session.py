@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ import serial
 from callrec import __version__
 from callrec.config import Config
 from callrec.console.lineedit import LineEditor
-from callrec.console.shell import Shell
-from callrec.control import ControlClient
+from callrec.console.login import Gate
+from callrec.console.shell import Confirm, Live, Shell
+from callrec.control import CommandError, ControlClient, ServiceUnreachable
 from callrec.evidence import AuditLog
 
 log = logging.getLogger(__name__)
@@ -35,24 +37,38 @@ log = logging.getLogger(__name__)
 PROMPT = "callrec> "
 READ_TIMEOUT_S = 0.2
 WRITE_TIMEOUT_S = 5.0
-WATCH_EVERY_S = 0.5
-WATCH_MAX_S = 60.0
+LIVE_MAX_S = 600.0
+MAX_READ_BYTES = 4096
 _EXIT_WORDS = ("exit", "quit", "logout")
+CLOSED = ("this console is CLOSED: no technician passphrase is set. Set one with `callrec passwd`, or allow an "
+          "open console with console.open = true in the configuration.")
+NO_PASSPHRASE = ("WARNING: no technician passphrase is set (console.open = true): anyone at this port sees every "
+                 "caller's number. Set one with `callrec passwd`.")
 
 
 class SerialConsole:
     def __init__(self, port: str, baud: int, shell: Shell, *, reopen_wait_s: float = 2.0,
-                 idle_timeout_s: float = 600.0, audit: AuditLog | None = None) -> None:
+                 idle_timeout_s: float | None = None, audit: AuditLog | None = None,
+                 reload: Callable[[], Config | None] | None = None) -> None:
         self.audit = audit
         self.port = port
         self.baud = baud
         self.shell = shell
         self.reopen_wait_s = reopen_wait_s
-        self.idle_timeout_s = idle_timeout_s
+        self._idle_timeout_s = idle_timeout_s
+        self._reload = reload
+        self.gate = Gate(shell.config.console)
         self._failures = 0
         self._session_start: float | None = None
+        self._logged_in = False
+        self._confirm: Confirm | None = None
         self._commands = 0
         self._last_input = 0.0
+        self._actor = f"console:{port}"
+
+    @property
+    def idle_timeout_s(self) -> float:
+        return self._idle_timeout_s if self._idle_timeout_s is not None else self.shell.config.console.idle_logout_s
 
     # ---- the port --------------------------------------------------------------------------------
 
@@ -86,82 +102,175 @@ class SerialConsole:
         return port
 
     def _run(self, port: Any, stop: threading.Event) -> None:
-        editor = LineEditor()
-        _write(port, f"\ncallrec {__version__} console on {self.shell.config.device_name} ({self.port}); "
-                     "type 'help'\n" + PROMPT)
+        editor = LineEditor(complete=lambda _text: self.shell.names(), prompt=PROMPT)
+        self._greet(port, editor)
         while not stop.is_set():
             data = port.read(port.in_waiting or 1)
             now = time.monotonic()
             if not data:
                 if self._session_start is not None and now - self._last_input > self.idle_timeout_s:
                     self._end_session("idle")
-                    _write(port, "\nsession ended (idle)\n" + PROMPT)
+                    _write(port, f"\nlogged out (no input for {self.idle_timeout_s / 60:.0f} min)\n")
+                    self._greet(port, editor)
                 continue
             self._failures = 0
             self._last_input = now
             if self._session_start is None:
-                self._session_start = now
-                self._commands = 0
-                log.info("console session started on %s", self.port)
-                if self.audit is not None:
-                    self.audit.try_record("console.session.started", f"console:{self.port}", {"baud": self.baud})
-            echo, lines = editor.feed(data)
+                self._start_session()
+            echo, lines = editor.feed(data[:MAX_READ_BYTES])
             if echo:
                 port.write(echo)
             for line in lines:
-                self._command(port, line.strip(), stop)
+                self._line(port, editor, line, stop)
                 if self._session_start is None:
-                    break   # `exit`: the rest of what was typed belongs to no session
-                _write(port, PROMPT)
+                    break   # logged out: the rest of what was typed belongs to no session
+
+    # ---- the session: greeting, login, lines -----------------------------------------------------
+
+    def _greet(self, port: Any, editor: LineEditor) -> None:
+        """What a technician sees at the port: who this is, and the way in (or why there is none)."""
+        self._reload_config()
+        _write(port, f"\ncallrec {__version__} console on {self.shell.config.device_name} ({self.port})\n")
+        if self.gate.closed:
+            _write(port, CLOSED + "\n")
+            if self.shell.config_problem:
+                _write(port, "The configuration file is not usable:\n" + self.shell.config_problem + "\n")
+            return
+        if self.gate.required:
+            editor.secret = True
+            _write(port, "passphrase: ")
+            return
+        editor.secret = False
+        _write(port, NO_PASSPHRASE + "\ntype 'help'\n" + PROMPT)
+
+    def _reload_config(self) -> None:
+        """Each session starts with the configuration as it is now (a passphrase set meanwhile)."""
+        if self._reload is None:
+            return
+        config = self._reload()
+        if config is not None:
+            self.shell.config = config
+            self.gate.settings = config.console
+
+    def _start_session(self) -> None:
+        self._session_start = self._last_input
+        self._commands = 0
+        self._logged_in = not self.gate.required
+        self._confirm = None
+        log.info("console session started on %s", self.port)
+        self._audit("console.session.started", {"baud": self.baud, "passphrase": self.gate.required,
+                                                "open": self.gate.closed is False and not self.gate.required})
+
+    def _line(self, port: Any, editor: LineEditor, line: str, stop: threading.Event) -> None:
+        if self.gate.closed:
+            _write(port, CLOSED + "\n")
+            return
+        if not self._logged_in:
+            self._login(port, editor, line)
+            return
+        line = line.strip()
+        if self._confirm is not None:
+            confirm, self._confirm = self._confirm, None
+            answer = confirm.action() if line.lower() == "yes" else "cancelled"
+            _write(port, answer + "\n" + PROMPT)
+            return
+        if line:
+            editor.remember(line)
+        self._command(port, editor, line, stop)
+
+    def _login(self, port: Any, editor: LineEditor, passphrase: str) -> None:
+        attempt = self.gate.attempt(passphrase, time.monotonic())
+        if attempt.ok:
+            self._logged_in = True
+            editor.secret = False
+            log.info("console login on %s", self.port)
+            self._audit("console.login", {})
+            _write(port, "logged in; type 'help'\n" + PROMPT)
+        elif attempt.left:
+            log.warning("console: wrong passphrase on %s", self.port)
+            self._audit("console.login.failed", {"tries_left": attempt.left})
+            _write(port, f"wrong passphrase ({attempt.left} tr{'y' if attempt.left == 1 else 'ies'} left)\n"
+                         "passphrase: ")
+        elif attempt.just_locked:
+            log.warning("console on %s locked for %.0f s after %d wrong passphrases", self.port, attempt.locked_s,
+                        self.gate.settings.max_failures)
+            self._audit("console.login.failed", {"tries_left": 0})
+            self._audit("console.locked", {"seconds": attempt.locked_s,
+                                           "failures": self.gate.settings.max_failures})
+            _write(port, f"wrong passphrase, {self.gate.settings.max_failures} failures: the console is locked "
+                         f"for {attempt.locked_s:.0f} s\npassphrase: ")
+        else:
+            _write(port, f"the console is locked for {attempt.locked_s:.0f} more s after too many wrong "
+                         "passphrases\npassphrase: ")
 
     # ---- commands --------------------------------------------------------------------------------
 
-    def _command(self, port: Any, line: str, stop: threading.Event) -> None:
+    def _command(self, port: Any, editor: LineEditor, line: str, stop: threading.Event) -> None:
         if not line:
+            _write(port, PROMPT)
             return
         self._commands += 1
         log.info("console command on %s: %s", self.port, line[:200])
         if line.lower() in _EXIT_WORDS:
             _write(port, "bye\n")
-            self._end_session("exit")
-            _write(port, "\n" + PROMPT)
+            self._end_session(line.lower())
+            self._greet(port, editor)
             return
-        if line.split()[:2] == ["levels", "watch"]:
-            self._watch_levels(port, stop)
+        answer = self.shell.execute(line)
+        if isinstance(answer, Live):
+            self._live(port, answer, stop)
+        elif isinstance(answer, Confirm):
+            self._confirm = answer
+            _write(port, answer.question)
             return
-        output = self.shell.execute(line)
-        if output:
-            _write(port, output + "\n")
+        elif answer:
+            _write(port, answer + "\n")
+        _write(port, PROMPT)
 
-    def _watch_levels(self, port: Any, stop: threading.Event) -> None:
-        """Repeat `levels` until any key (or a minute): the meter while someone talks on the line."""
-        _write(port, "(any key stops)\n")
-        deadline = time.monotonic() + WATCH_MAX_S
-        first = True
+    def _live(self, port: Any, live: Live, stop: threading.Event) -> None:
+        """Show frames until any key (or LIVE_MAX_S): the key is taken, it types nothing."""
+        _write(port, live.head + "\n" if live.head else "")
+        deadline = time.monotonic() + LIVE_MAX_S
+        last = None
         while not stop.is_set() and time.monotonic() < deadline:
-            text = self.shell.execute("levels")
-            lines = text.splitlines()
-            if not first and lines and lines[0].startswith("LINE"):
-                lines = lines[1:]   # the heading once, then only the rows scroll by
-            _write(port, "\n".join(lines) + "\n")
-            first = False
-            pause_until = time.monotonic() + WATCH_EVERY_S
+            try:
+                frame = live.frame()
+            except (ServiceUnreachable, CommandError) as error:
+                _write(port, f"\nstopped: {error}\n")
+                return
+            if live.overwrite:
+                _write(port, "\r" + frame)
+            elif frame != last or not live.changes_only:
+                _write(port, frame + "\n")
+            last = frame
+            pause_until = time.monotonic() + live.every_s
             while time.monotonic() < pause_until:
                 if port.in_waiting:
                     port.read(port.in_waiting)
+                    self._last_input = time.monotonic()
+                    if live.overwrite:
+                        _write(port, "\n")
                     return
-                time.sleep(0.05)
+                time.sleep(0.02)
+        if live.overwrite:
+            _write(port, "\n")
 
     def _end_session(self, reason: str) -> None:
         if self._session_start is None:
             return
+        if self._logged_in and self.gate.required:
+            self._audit("console.logout", {"reason": reason})
         log.info("console session on %s ended (%s) after %d command(s), %.0f s", self.port, reason,
                  self._commands, time.monotonic() - self._session_start)
-        if self.audit is not None:
-            self.audit.try_record("console.session.ended", f"console:{self.port}", {
-                "reason": reason, "commands": self._commands,
-                "seconds": round(time.monotonic() - self._session_start)})
+        self._audit("console.session.ended", {"reason": reason, "commands": self._commands,
+                                              "seconds": round(time.monotonic() - self._session_start)})
         self._session_start = None
+        self._logged_in = False
+        self._confirm = None
+
+    def _audit(self, kind: str, fields: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit.try_record(kind, self._actor, fields)
 
 
 def _write(port: Any, text: str) -> None:
@@ -170,11 +279,14 @@ def _write(port: Any, text: str) -> None:
 
 
 def run_console(config: Config, *, port: str, baud: int, control_socket: Path, config_source: str,
-                config_problem: str | None) -> int:
+                config_problem: str | None, reload: Callable[[], Config | None] | None = None) -> int:
     """`callrec console`: serve the port until SIGTERM (systemd stop) or SIGINT."""
-    shell = Shell(config, ControlClient(control_socket, by=f"console:{port}"), config_source=config_source,
-                  config_problem=config_problem)
-    console = SerialConsole(port, baud, shell, audit=_audit_log(config))
+    audit = _audit_log(config)
+    actor = f"console:{port}"
+    shell = Shell(config, ControlClient(control_socket, by=actor), config_source=config_source,
+                  config_problem=config_problem,
+                  audit=(lambda kind, fields: audit.try_record(kind, actor, fields)) if audit else None)
+    console = SerialConsole(port, baud, shell, audit=audit, reload=reload)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

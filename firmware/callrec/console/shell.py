@@ -8,17 +8,19 @@ keeps it usable from any other text front end.
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from callrec import __version__
-from callrec.config import Config
-from callrec.console import render
+from callrec.config import DEFAULT_CONFIG_PATH, Config
+from callrec.console import maintenance, render, views
 from callrec.control import CommandError, ControlClient, ServiceUnreachable
 from callrec.errors import CallrecError
 from callrec.store import StoreDamaged
@@ -28,7 +30,13 @@ log = logging.getLogger(__name__)
 MAX_CALLS = 200
 MAX_LOGS = 500
 _NUMBER = re.compile(r"^[0-9]{1,6}$")   # ASCII digits only: int() would also take "١٢"
-OFFLINE_COMMANDS = ("calls", "logs", "config", "version")
+OFFLINE_COMMANDS = ("calls", "logs", "config", "version", "call")
+SELFTEST_TIMEOUT_S = 90.0
+METER_EVERY_S = 0.1
+WATCH_EVERY_S = 0.5
+GPIO_EVERY_S = 0.2
+LIVE_MAX_S = 600.0
+Audit = Callable[[str, dict[str, Any]], None]
 
 
 class UsageError(CallrecError, ValueError):
@@ -36,37 +44,97 @@ class UsageError(CallrecError, ValueError):
 
 
 @dataclass(frozen=True)
+class Live:
+    """A command that keeps showing until a key is pressed: `frame()` is called every `every_s`.
+    `overwrite`: each frame replaces the last on the same line (a meter); else frames scroll, and
+    only frames that differ from the previous one are shown."""
+
+    frame: Callable[[], str]
+    every_s: float
+    overwrite: bool
+    head: str = ""
+    changes_only: bool = True
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """A command that asks first: `question` is shown, `action` runs only on the answer `yes`."""
+
+    question: str
+    action: Callable[[], str]
+
+
+Answer = str | Live | Confirm
+
+
+@dataclass(frozen=True)
 class _Command:
-    run: Callable[[list[str]], str]
+    run: Callable[[list[str]], Answer]
     usage: str
     summary: str
+    details: str = ""
+    aliases: tuple[str, ...] = field(default=())
 
 
 class Shell:
     def __init__(self, config: Config, client: ControlClient, *, config_source: str = "<built-in defaults>",
-                 config_problem: str | None = None) -> None:
+                 config_problem: str | None = None, audit: Audit | None = None) -> None:
+        self.audit = audit
         self.config = config
         self.client = client
         self.config_source = config_source
         self.config_problem = config_problem
         self.data_dir = Path(config.storage.data_dir)
         self.commands: dict[str, _Command] = {
-            "help": _Command(self._help, "help", "this list"),
-            "status": _Command(self._status, "status", "line states, calls in progress, alarms"),
+            "help": _Command(self._help, "help [COMMAND]", "this list, or one command in detail"),
+            "status": _Command(self._status, "status", "lines, calls, alarms, links, clock, uptime",
+                               "Line states and calls in progress, active alarms, disk, the MQTT link and its\n"
+                               "backlog, the archive backlog, the clock and NTP state, service and system uptime."),
             "levels": _Command(self._levels, "levels [watch]", "audio level per line (watch: until a key)"),
+            "meter": _Command(self._meter, "meter [LINE]", "a live level bar, 10 times a second, until a key",
+                              "Shows LINE's (default 1) RMS level on a -60..0 dBFS bar and its peak, updated\n"
+                              "about 10 times a second in place. Any key stops it."),
+            "gpio": _Command(self._gpio, "gpio", "raw and debounced hook and ring inputs, live until a key",
+                             "Per line: the hook and ring pins, their raw level as last read (ACTIVE = off-hook /\n"
+                             "ringing voltage), the debounced state the recorder acts on, and how many edges\n"
+                             "each input has had. A new table is shown whenever anything changes; any key stops."),
+            "test": _Command(self._test, "test tone|announce LINE",
+                             "a 1 kHz tone or the announcement into an idle line",
+                             "test tone LINE: 2 s of 1 kHz at -10 dBFS into LINE, for checking the injection\n"
+                             "level with a meter on the line. test announce LINE: the recording announcement.\n"
+                             "Both are refused while the line is ringing, off-hook or recording."),
             "test-announcement": _Command(self._test_announcement, "test-announcement LINE",
                                           "play the announcement into an idle line"),
+            "selftest": _Command(self._selftest, "selftest", "prove the installation: PASS/WARN/FAIL per check",
+                                 "Checks: the sound card delivers each line's audio (not digital silence), a test\n"
+                                 "tone played into each idle line is heard back, the GPIO inputs read sanely,\n"
+                                 "the disk is writable with free space, the index and the evidence chain are whole,\n"
+                                 "the broker and the archive answer, the clock is synchronised. Takes ~10 s."),
             "pause": _Command(self._pause, "pause LINE", "pause the recording of the call on LINE"),
             "resume": _Command(self._resume, "resume LINE", "resume a paused recording"),
             "mark": _Command(self._mark, "mark CALL_ID TAG", "tag a call (e.g. important)"),
             "calls": _Command(self._calls, f"calls [N<={MAX_CALLS}]", "latest calls from the index"),
+            "call": _Command(self._call, "call CALL_ID", "one call's full record from the index"),
             "logs": _Command(self._logs, f"logs [N<={MAX_LOGS}]", "latest events from the journal"),
-            "config": _Command(self._config, "config", "the configuration in effect (no secrets)"),
+            "config": _Command(self._config, "config [set KEY VALUE]", "the settings in effect, or change one",
+                               "config: the configuration in effect (secrets hidden).\n"
+                               "config set KEY VALUE: KEY as the configuration's messages name it (mqtt.host,\n"
+                               "lines[0].name, retention.days); VALUE in TOML (42, true, \"text\") or a bare word.\n"
+                               "Validated exactly as `callrec check-config` does before anything is written;\n"
+                               "the file keeps its comments, the old one is kept as FILE.bak, and the answer\n"
+                               "says whether the recorder needs a restart."),
+            "net": _Command(self._net, "net", "IP addresses, default route, broker and archive reachability"),
+            "restart": _Command(self._restart, "restart", "restart the recorder service (calls in progress end)"),
+            "reboot": _Command(self._reboot, "reboot", "reboot the appliance (asks first)"),
             "version": _Command(self._version, "version", "firmware version"),
-            "exit": _Command(lambda _: "", "exit", "end the session"),
+            "logout": _Command(lambda _: "", "logout", "end the session", aliases=("exit", "quit")),
         }
 
-    def execute(self, line: str) -> str:
+    def names(self) -> list[str]:
+        """Command names for Tab completion."""
+        return [*self.commands, *(alias for c in self.commands.values() for alias in c.aliases)]
+
+    def execute(self, line: str) -> Answer:
         """Run one command line; every failure becomes text for the technician, never an exception."""
         try:
             words = shlex.split(line)
@@ -75,7 +143,8 @@ class Shell:
         if not words:
             return ""
         name, args = words[0].lower(), words[1:]
-        command = self.commands.get(name)
+        command = self.commands.get(name) or next(
+            (c for c in self.commands.values() if name in c.aliases), None)
         if command is None:
             return f"unknown command {name!r}; type 'help'"
         try:
@@ -94,15 +163,35 @@ class Shell:
     # ---- help, version, config ---------------------------------------------------------------------
 
     def _help(self, args: list[str]) -> str:
+        if args:
+            if len(args) != 1:
+                raise UsageError("help [COMMAND]")
+            command = self.commands.get(args[0].lower())
+            if command is None:
+                return f"no command {args[0]!r}; type 'help' for the list"
+            return "\n".join([f"usage: {command.usage}", command.details or command.summary])
         width = max(len(c.usage) for c in self.commands.values())
         lines = [f"  {c.usage:<{width}}  {c.summary}" for c in self.commands.values()]
-        return "\n".join(["commands:", *lines, "keys: Backspace, Ctrl-U erase line, Ctrl-C cancel"])
+        return "\n".join(["commands:", *lines, "keys: Up/Down history, Tab completes, Backspace, Ctrl-U erase line, "
+                          "Ctrl-C cancel; 'help COMMAND' for more"])
 
     def _version(self, args: list[str]) -> str:
         return (f"callrec {__version__} (Python {platform.python_version()}) on {platform.node()}\n"
                 f"device {self.config.device_name}, configuration {self.config_source}")
 
     def _config(self, args: list[str]) -> str:
+        if args:
+            if len(args) != 3 or args[0] != "set":
+                raise UsageError("config [set KEY VALUE]  (quote a VALUE with spaces: \"Front desk\")")
+            path = Path(self.config_source) if self.config_source.startswith("/") else DEFAULT_CONFIG_PATH
+            answer, config = maintenance.config_set(path, args[1], args[2])
+            if config is not None:
+                self._audited("config.set", {"key": args[1], "file": str(path),
+                                             "value": "(hidden)" if "pass" in args[1] else args[2]})
+                self.config_source, self.config_problem = str(path), None
+                if not answer.count("restart needed"):
+                    self.config = config.with_data_dir(self.data_dir)
+            return answer
         head = [f"# configuration in effect, from {self.config_source}"]
         if self.config_problem:
             head += ["# THE CONFIGURATION FILE IS NOT USABLE; the defaults are shown. Problems:",
@@ -121,7 +210,7 @@ class Shell:
         names = {line.id: line.name for line in self.config.lines}
         rows = [[s["line"], names.get(s["line"]), s["state"], s.get("since"), s.get("direction"),
                  s.get("call_id")] for s in states]
-        out = [f"{self.config.device_name}: service running, up {render.duration(stats.get('uptime_s') or 0)}",
+        out = [f"{self.config.device_name}: service running",
                render.table(["LINE", "NAME", "STATE", "SINCE (UTC)", "DIR", "CALL ID"], rows)]
         if alarms:
             out.append("ALARMS:")
@@ -139,18 +228,92 @@ class Shell:
         if isinstance(backlog, dict):
             out.append(f"archive backlog: {backlog.get('count')} call(s), {render.size(backlog.get('bytes'))}, "
                        f"oldest {backlog.get('oldest') or '-'}")
+        out += views.link_lines(stats)
         if stats.get("purpose"):
             out.append(f"purpose of use: {stats['purpose']}")
         return "\n".join(out)
 
-    def _levels(self, args: list[str]) -> str:
+    def _levels(self, args: list[str]) -> Answer:
         if args and args != ["watch"]:
             raise UsageError("levels [watch]")
-        return render.levels(self.client.levels())
+        text = render.levels(self.client.levels())
+        if not args:
+            return text
+
+        def rows() -> str:   # the heading once, then only the rows scroll by
+            return "\n".join(render.levels(self.client.levels()).splitlines()[1:])
+
+        return Live(rows, WATCH_EVERY_S, overwrite=False, head=text.splitlines()[0] + "\n(any key stops)",
+                    changes_only=False)
 
     def _test_announcement(self, args: list[str]) -> str:
         result = self.client.command("announcement.test", {"line": _line(args, "test-announcement LINE")})
         return f"line {result.get('line')}: test announcement playing ({result.get('duration_s')} s)"
+
+    def _meter(self, args: list[str]) -> Answer:
+        number = _line(args, "meter [LINE]") if args else 1
+        if number not in {line.id for line in self.config.lines}:
+            raise UsageError(f"meter [LINE] with LINE one of {', '.join(str(line.id) for line in self.config.lines)}")
+
+        def frame() -> str:
+            rows = {row["line"]: row for row in self.client.levels().get("lines", [])}
+            return views.meter_line(rows.get(number, {"line": number}))
+
+        frame()   # an unreachable service is said now, not inside the live loop
+        return Live(frame, METER_EVERY_S, overwrite=True, head=f"line {number}, bar -60..0 dBFS (any key stops)")
+
+    def _gpio(self, args: list[str]) -> Answer:
+        if args:
+            raise UsageError("gpio")
+
+        def frame() -> str:
+            return views.gpio_table(self.client.diagnostic("gpio"))
+
+        frame()
+        return Live(frame, GPIO_EVERY_S, overwrite=False, head="(live: a new table on every change; any key stops)")
+
+    def _test(self, args: list[str]) -> str:
+        if len(args) != 2 or args[0] not in ("tone", "announce", "announcement"):
+            raise UsageError("test tone LINE | test announce LINE")
+        if args[0] == "tone":
+            result = self.client.command("tone.test", {"line": _line(args[1:], "test tone LINE")})
+            return (f"line {result.get('line')}: test tone playing ({result.get('frequency_hz')} Hz at "
+                    f"{result.get('level_dbfs')} dBFS for {result.get('duration_s')} s)")
+        return self._test_announcement(args[1:])
+
+    def _selftest(self, args: list[str]) -> str:
+        if args:
+            raise UsageError("selftest")
+        result = self.client.diagnostic("selftest", timeout_s=SELFTEST_TIMEOUT_S)
+        self._audited("console.selftest", {"summary": result.get("summary")})
+        return views.selftest_text(result)
+
+    def _net(self, args: list[str]) -> str:
+        if args:
+            raise UsageError("net")
+        return views.net_text(self.client.diagnostic("net", timeout_s=30.0))
+
+    def _restart(self, args: list[str]) -> str:
+        if args:
+            raise UsageError("restart")
+        answer = maintenance.run_system(self.config.console.restart_command, "restart of the recorder")
+        self._audited("console.restart", {"command": list(self.config.console.restart_command), "outcome": answer})
+        return answer
+
+    def _reboot(self, args: list[str]) -> Answer:
+        if args:
+            raise UsageError("reboot")
+
+        def reboot() -> str:
+            answer = maintenance.run_system(self.config.console.reboot_command, "reboot")
+            self._audited("console.reboot", {"command": list(self.config.console.reboot_command), "outcome": answer})
+            return answer
+
+        return Confirm("reboot the appliance? Recording stops until it is back (about a minute). Type yes: ", reboot)
+
+    def _audited(self, kind: str, fields: dict[str, Any]) -> None:
+        if self.audit is not None:
+            self.audit(kind, fields)
 
     def _pause(self, args: list[str]) -> str:
         result = self.client.command("recording.pause", {"line": _line(args, "pause LINE")})
@@ -186,6 +349,38 @@ class Shell:
         rows = [[r["call_id"], r["line"], r.get("direction"), r.get("started_at"), float(r.get("duration_s") or 0),
                  r.get("status"), ",".join(r.get("tags") or [])] for r in records]
         return render.table(["CALL ID", "LINE", "DIR", "STARTED (UTC)", "SECS", "STATUS", "TAGS"], rows)
+
+    def _call(self, args: list[str]) -> str:
+        if len(args) != 1 or len(args[0]) > 128:
+            raise UsageError("call CALL_ID  (ids are listed by `calls`)")
+        path = self.data_dir / "index.sqlite"
+        if not path.exists():
+            return f"no call index at {path} yet"
+        from callrec.store import CallIndex
+
+        try:
+            index = CallIndex(path, readonly=True)
+        except StoreDamaged as damage:
+            return f"the call index is damaged ({damage.reason}); the service rebuilds it at its next start"
+        with index:
+            record = index.get(args[0])
+        if record is None:
+            live = self._live_call(args[0])
+            return live or f"no call {args[0]!r} in the index (`calls` lists the latest)"
+        return json.dumps(record, indent=2, ensure_ascii=False)
+
+    def _live_call(self, call_id: str) -> str | None:
+        """A call still in progress is not in the index yet: say where it is."""
+        try:
+            states = self.client.status()
+        except (ServiceUnreachable, CommandError):
+            return None
+        for state in states:
+            if state.get("call_id") == call_id:
+                return (f"call {call_id} is in progress on line {state['line']} ({state.get('state')} since "
+                        f"{state.get('since')}, {state.get('direction') or 'direction unknown'}); its full record "
+                        "is in the index when it ends")
+        return None
 
     def _logs(self, args: list[str]) -> str:
         count = _count(args, 20, MAX_LOGS, "logs [N]")

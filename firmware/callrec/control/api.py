@@ -43,6 +43,12 @@ class LineArgs(_Args):
     line: int = Field(ge=1, le=64, description="Line number, as in B/line/<n>/state.")
 
 
+class ToneArgs(LineArgs):
+    """`tone.test`: a 1 kHz tone into an idle line, for checking the injection level."""
+
+    seconds: float = Field(2.0, ge=0.2, le=10.0, description="How long the tone sounds.")
+
+
 class CallMarkArgs(_Args):
     """`call.mark`: attach a tag to a call (e.g. 'important', 'complaint')."""
 
@@ -53,6 +59,7 @@ class CallMarkArgs(_Args):
 COMMANDS: dict[str, type[_Args]] = {
     "ping": NoArgs,
     "announcement.test": LineArgs,
+    "tone.test": ToneArgs,
     "recording.pause": LineArgs,
     "recording.resume": LineArgs,
     "call.mark": CallMarkArgs,
@@ -131,4 +138,11 @@ class Device(Protocol):
         line carried over the last 0.2 s (for the console's live level display). `actor` says who
         sent it (`console:/dev/ttyAMA0 (pid … uid …)`, `mqtt:cmd/…`): commands that change state
         are audited with it."""
+        ...
+
+    def diagnostic(self, name: str) -> dict[str, Any]:
+        """The console's diagnostics: `gpio` (per line `hook_pin`, `ring_pin`, `hook_raw`,
+        `ring_raw`, `offhook`, `ringing`, edge counts), `net` (`addresses`, `default_route`,
+        `broker`, `archive` with `configured`, `reachable`, `detail`) and `selftest` (`checks`: name,
+        verdict PASS|WARN|FAIL, detail; `summary`; `ok`)."""
         ...

@@ -70,6 +70,15 @@ class ControlClient:
     def levels(self) -> dict[str, Any]:
         return cast(dict[str, Any], self.request("levels"))
 
+    def diagnostic(self, name: str, timeout_s: float | None = None) -> dict[str, Any]:
+        """`gpio`, `net` or `selftest` (which plays a tone per line and probes the network: slow)."""
+        saved = self.timeout_s
+        self.timeout_s = max(saved, timeout_s or 0)
+        try:
+            return cast(dict[str, Any], self.request(name))
+        finally:
+            self.timeout_s = saved
+
     def command(self, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         fields: dict[str, Any] = {"name": name, "args": args or {}}
         if self.by:

@@ -8,7 +8,8 @@ password is needed. Each peer's pid and uid are logged from SO_PEERCRED.
 
 Wire format, one JSON object per line each way:
 
-    → {"id": 7, "cmd": "status" | "alarms" | "stats" | "levels" | "command", "name": ..., "args": {...}}
+    → {"id": 7, "cmd": "status" | "alarms" | "stats" | "levels" | "gpio" | "net" | "selftest" | "command",
+       "name": ..., "args": {...}}
     ← {"id": 7, "ok": true, "error": null, "result": ...}
 
 Only the Device protocol is exposed, and `command` only for the names in the MQTT command table
@@ -40,7 +41,7 @@ SOCKET_MODE = 0o660
 MAX_REQUEST_BYTES = 8192
 MAX_CLIENTS = 16
 IDLE_TIMEOUT_S = 60.0
-_QUERIES = ("status", "alarms", "stats", "levels")
+_QUERIES = ("status", "alarms", "stats", "levels", "gpio", "net", "selftest")
 _KEYS = {"id", "cmd", "name", "args", "by"}
 
 
@@ -201,7 +202,9 @@ class ControlServer:
                 return self.device.active_alarms()
             if cmd == "stats":
                 return self.device.stats()
-            return self.device.command("levels", {})
+            if cmd == "levels":
+                return self.device.command("levels", {})
+            return self.device.diagnostic(cmd)
         if cmd != "command":
             shown = cmd[:32] if isinstance(cmd, str) else cmd
             raise Refused(f"unknown cmd {shown!r}; known: {', '.join((*_QUERIES, 'command'))}")

@@ -112,7 +112,7 @@ class Core:
         self.display = LineDisplay(set_led, self._emit, wall_of)
         self.calls = Calls(config, recorder, players, announcement, self._emit, wall_of, self.alarms, self.display)
         self.progress = CallProgress(config, self._emit, self.calls, self.display)
-        self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate)
+        self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate, config)
         self._queue: queue.Queue[object] = queue.Queue()
         # Simulation paces capture by bounding the audio waiting here; only audio ever waits for
         # room: edges, commands and the recorder's answers go in at once (the recorder waits on
@@ -212,6 +212,8 @@ class Core:
         elif isinstance(item, RawEdge):
             line = self.lines.get(item.line)
             if line is not None:
+                line.raw[item.signal] = item.active
+                line.edges[item.signal] = line.edges.get(item.signal, 0) + 1
                 self._signals(line, line.monitor.edge(item))
         elif isinstance(item, PlaybackStarted):
             self.alarms.clear(f"playback:{item.line}", item.t)   # the path works again

@@ -62,6 +62,8 @@ class LineState:
     last_caller_number: str | None = None    # the last number caller ID gave, kept across calls
     ringback: bool = False                   # ringback tone sounding now
     voice_since: float | None = None         # start of the current loud stretch while awaiting an answer
+    raw: dict[str, bool] = field(default_factory=dict)    # last raw level per input (hook, ring): `gpio`
+    edges: dict[str, int] = field(default_factory=dict)   # raw edges seen per input since start
 
 
 

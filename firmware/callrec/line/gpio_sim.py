@@ -14,13 +14,18 @@ from callrec.line.port import EdgeSink, LedState, RawEdge, Signal
 
 class SimulatedLine:
     def __init__(self, line_ids: list[int]) -> None:
+        self._line_ids = list(line_ids)
         self._sink: EdgeSink | None = None
         self._lock = threading.Lock()
         self.leds: dict[int, LedState] = dict.fromkeys(line_ids, "off")
         self.led_history: list[tuple[int, LedState]] = []
 
     def start(self, sink: EdgeSink) -> None:
+        """As the port asks: each line's levels first (on-hook, no ring voltage, at time 0)."""
         self._sink = sink
+        for line in self._line_ids:
+            for signal in ("hook", "ring"):
+                sink(RawEdge(line, signal, False, 0.0))
 
     def drive(self, line: int, signal: Signal, active: bool, t: float) -> None:
         if self._sink is None:

@@ -162,6 +162,7 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
         queue_size=0 if realtime else 16,
         finite=True,
         listeners=[card.on_event for card in cards],
+        clock_status=lambda: {"synchronised": True, "source": "simulated", "offset_s": 0.0, "max_error_s": None},
     )
     return Simulation(sim_config, backend, backend_cards, source, workdir, pulse, owns_workdir=owns)
 

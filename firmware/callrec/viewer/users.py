@@ -8,21 +8,17 @@ the account for a while (in the viewer's memory: a restart is the administrator'
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from callrec.errors import CallrecError
+from callrec.evidence import check_password, hash_password
 
 ROLES = ("listener", "supervisor", "officer")
-SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 MAX_FAILURES = 5
 LOCKOUT_S = 300.0
 
@@ -33,24 +29,6 @@ class UsersError(CallrecError, ValueError):
 
 def role_allows(role: str, needed: str) -> bool:
     return ROLES.index(role) >= ROLES.index(needed)
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, **SCRYPT, dklen=32)
-    return "scrypt$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        kind, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt), **SCRYPT, dklen=32)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,9 @@ ln -sf /dev/null "${SYSTEMD}/serial-getty@serial0.service"
 ln -sf /usr/lib/systemd/system/callrec-console@.service \
 	"${SYSTEMD}/multi-user.target.wants/callrec-console@ttyAMA0.service"
 
+# The console (user callrec) may restart the recorder and reboot, and nothing else (polkit).
+install -D -m 0644 files/49-callrec-console.rules "${ROOTFS_DIR}/etc/polkit-1/rules.d/49-callrec-console.rules"
+
 on_chroot <<'CHROOT'
 # Bluetooth would take the PL011 UART on Pi 3/4; swap would write to the read-only root.
 systemctl mask hciuart.service
