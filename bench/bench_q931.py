@@ -20,10 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "isdn"))
-
 from callrec.isdn import CapturedFrame, DChannelDecoder, read_pcap, write_pcap  # noqa: E402
-from traces import Trace, inbound_call, layer2_chatter, outbound_call, overlap_call, rejected_call  # noqa: E402
+from callrec.isdn.trace import Trace, inbound_call, layer2_chatter, outbound_call, overlap_call, rejected_call  # noqa: E402
 
 
 def build(n: int) -> list[CapturedFrame]:

@@ -19,17 +19,20 @@ def test_version_prints_the_package_version():
     assert out.returncode == 0 and out.stdout.strip() == f"callrec {__version__}"
 
 
-def test_demo_records_two_announced_calls_and_prints_a_summary(tmp_path):
+def test_demo_records_four_announced_calls_two_analog_and_two_on_the_isdn_bri(tmp_path):
     out = callrec("demo", "--data", str(tmp_path / "demo"))
     assert out.returncode == 0, out.stderr
-    assert "2 call(s) recorded" in out.stdout
+    assert "4 call(s) recorded" in out.stdout
     assert "Line 1: inbound call, 2 ring(s)" in out.stdout
     assert "Line 2: outbound call" in out.stdout
-    assert out.stdout.count("announcement  announcement_en.wav sha256") == 2
+    assert out.stdout.count("announcement  announcement_en.wav sha256") == 4
+    assert "Line 3: inbound call" in out.stdout and "Line 4: outbound call" in out.stdout
+    assert "isdn          B1, call reference 5, ended with cause 16 (Normal call clearing)" in out.stdout
+    assert "caller        0312345678" in out.stdout
     assert "caller        2125551234 SMITH JOHN" in out.stdout
     assert "dialled       5550123, far end answered" in out.stdout
     flacs = sorted((tmp_path / "demo" / "recordings").rglob("*.flac"))
-    assert len(flacs) == 2 and all(str(f) in out.stdout for f in flacs)
+    assert len(flacs) == 4 and all(str(f) in out.stdout for f in flacs)
 
 
 def test_the_demos_closing_hint_works_as_printed_after_the_readmes_set_up(tmp_path):
@@ -41,7 +44,7 @@ def test_the_demos_closing_hint_works_as_printed_after_the_readmes_set_up(tmp_pa
     command = hint.removeprefix("Inspect them with:").strip()
     assert command.startswith(".venv/bin/callrec calls list")
     listing = subprocess.run(command, shell=True, cwd=root, capture_output=True, text=True, timeout=60)
-    assert listing.returncode == 0 and listing.stdout.count("complete") == 2, listing.stderr
+    assert listing.returncode == 0 and listing.stdout.count("complete") == 4, listing.stderr
 
 
 def test_calls_list_and_show_read_the_index_of_the_given_data_dir(simulate):

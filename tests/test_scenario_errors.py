@@ -10,7 +10,7 @@ from conftest import callrec, noise_wav
     ('[[line]]\nline = 1\naudio = "missing.wav"\n', "line[0].audio: no such file"),
     ('[[line]]\nline = 1\naudio = "a.wav"\nevents = [{ at = 1.0, hook = "off" }, { at = 0.5, hook = "on" }]\n',
      "line[0].events[1].at: 0.5 is before the previous event (1.0)"),
-    ('[[line]]\nline = 1\naudio = "a.wav"\nvolume = 3\n', "line[0].volume: unknown key; allowed here: audio, events"),
+    ('[[line]]\nline = 1\naudio = "a.wav"\nvolume = 3\n', "line[0].volume: unknown key; allowed here: audio, b_channel, dchannel, dchannel_start_s, events, line"),
     ('[[line]]\nline = 1\naudio = "a.wav"\nevents = [{ at = 1.0, hook = "up" }]\n',
      "line[0].events[0].hook: Input should be 'off' or 'on' (got 'up')"),
     ('[[line]]\nline = 1\naudio = "a.wav"\nevents = [{ at = 1.0, hook = "off", ring = "on" }]\n',

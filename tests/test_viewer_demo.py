@@ -51,7 +51,7 @@ def test_demo_viewer_prints_a_one_time_login_that_opens_the_demo_calls(tmp_path)
             except OSError:
                 time.sleep(0.1)
         with opener.open(f"{base}/api/calls", timeout=10) as reply:
-            assert json.loads(reply.read())["total"] == 2
+            assert json.loads(reply.read())["total"] == 4
     finally:
         proc.terminate()
         proc.wait(10)

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"callrec: configuration error\n{error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `callrec analyze … | head`: the reader has what it wanted
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         data = getattr(args, "data", None)
         print("callrec: interrupted; a recording in progress is kept as a part file: "
@@ -192,11 +195,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from callrec.app import Service, StartupError, attach_front_ends, hardware_backend, sdnotify
-    from callrec.line import RpiGpioLine
+    from callrec.line import RpiGpioLine, hardware_lines
 
     config = load_config(args)
     faulthandler.enable()  # a watchdog SIGABRT puts every thread's stack in the journal
-    service = Service(config, hardware_backend(RpiGpioLine(config.lines)))
+    service = Service(config, hardware_backend(hardware_lines(config.lines, RpiGpioLine(config.lines))))
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

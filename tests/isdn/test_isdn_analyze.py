@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from callrec.isdn import analyze, run_analyze
-from traces import Trace, inbound_call, layer2_chatter, rejected_call
+from callrec.isdn.trace import Trace, inbound_call, layer2_chatter, rejected_call
 
 KEYS = ["type", "message", "call_ref", "from_network", "calling", "called", "channel", "cause", "t"]
 

@@ -14,7 +14,7 @@ from callrec.isdn import (
     CallId,
     DChannelDecoder,
 )
-from traces import (
+from callrec.isdn.trace import (
     T0,
     Trace,
     bearer_speech,

@@ -6,7 +6,18 @@ import logging
 
 import pytest
 from callrec.isdn import CapturedFrame, DChannelDecoder, FrameError, parse_lapd
-from traces import Trace, address, called, i_frame, inbound_call, layer2_chatter, q931, s_frame, u_frame, ui_frame
+from callrec.isdn.trace import (
+    Trace,
+    address,
+    called,
+    i_frame,
+    inbound_call,
+    layer2_chatter,
+    q931,
+    s_frame,
+    u_frame,
+    ui_frame,
+)
 
 
 def test_address_and_control_fields_of_an_i_frame() -> None:

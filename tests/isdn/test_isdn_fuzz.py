@@ -15,9 +15,9 @@ from callrec.isdn import (
     decode_q931,
 )
 from callrec.isdn.q931 import DIAL_CHARS
+from callrec.isdn.trace import Trace, bearer_speech, called, calling, cause, channel, i_frame, inbound_call, q931
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from traces import Trace, bearer_speech, called, calling, cause, channel, i_frame, inbound_call, q931
 
 SETUP = q931("SETUP", 5, False, bearer_speech(), channel(1), calling("0312345678", presentation=0),
              called("0698765432"), cause(16))

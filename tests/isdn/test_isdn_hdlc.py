@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from callrec.isdn import CapturedFrame, HdlcDeframer, SerialDChannel, crc16_x25, encode_frame
 from callrec.isdn.hdlc import HDR_BUS_ABORT, HDR_BUS_FCS_BAD, HDR_OVERRUN
-from traces import called, i_frame, q931
+from callrec.isdn.trace import called, i_frame, q931
 
 SETUP = i_frame(q931("SETUP", 5, False, called("0312")), True)
 ESCAPY = i_frame(b"\x08\x01\x7e\x05\x70\x03\x80\x7d\x31", False)   # flag and escape bytes inside the frame

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from callrec.isdn import CapturedFrame, PcapFormatError, PcapReader, read_pcap, write_pcap
 from callrec.isdn.pcap import direction_of_pseudo_header
-from traces import Trace, inbound_call, layer2_chatter
+from callrec.isdn.trace import Trace, inbound_call, layer2_chatter
 
 VARIANTS = [(lt, order, ns) for lt in (177, 203) for order in ("<", ">") for ns in (False, True)]
 

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from callrec.isdn import MESSAGE_NAMES, Q850_CAUSES, FrameError, FrameSkipped, cause_text, decode_q931
-from traces import (
+from callrec.isdn.trace import (
     SENDING_COMPLETE,
     bearer_speech,
     called,

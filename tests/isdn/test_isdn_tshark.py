@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from callrec.isdn import CapturedFrame, DChannelDecoder, Q931Message, read_pcap
-from traces import (
+from callrec.isdn.trace import (
     Trace,
     called,
     calling,

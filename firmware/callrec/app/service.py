@@ -37,6 +37,7 @@ from callrec.audio import (
     load_announcement,
     native_channels,
 )
+from callrec.clock import ClockSource, detect_clock
 from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core, Player
 from callrec.errors import CallrecError
@@ -74,6 +75,17 @@ class Backend:
     clock_status: Callable[[], dict[str, Any] | None] | None = None   # the clock port's verdict, as a dict
 
 
+def clock_report(source: ClockSource) -> Callable[[], dict[str, Any] | None]:
+    """The clock port's reading as the stats and the selftest show it (None: cannot tell)."""
+    def read() -> dict[str, Any] | None:
+        status = source.status()
+        if not status.known:
+            return None
+        return {"synchronised": status.synchronised, "source": status.source, "offset_s": status.offset_s,
+                "max_error_s": status.max_error_s}
+    return read
+
+
 def hardware_backend(line_source: LineSource) -> Backend:
     from callrec.audio import AlsaBackend
 
@@ -85,6 +97,7 @@ def hardware_backend(line_source: LineSource) -> Backend:
         core_clock=time.monotonic,
         # Read the wall clock at each use: a Pi has no RTC and NTP may set the clock after start.
         wall_of=lambda t: time.time() - (time.monotonic() - t),
+        clock_status=clock_report(detect_clock()),
     )
 
 

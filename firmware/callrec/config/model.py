@@ -32,19 +32,44 @@ class ConfigError(CallrecError, ValueError):
 
 
 class LineConfig(TomlModel):
-    """One phone line: its GPIO sense inputs, LED and sound-card channels."""
+    """One phone line: its GPIO sense inputs, LED and sound-card channels.
+
+    An ISDN BRI is two lines, one per B-channel (`kind = "isdn_bri"`, the same `dchannel`, `b_channel`
+    1 and 2), so its two simultaneous calls are two calls with their own recordings; they have no
+    hook or ring pins (the D-channel says everything)."""
 
     id: int = Field(ge=1, le=4, description="Line number, 1 to 4, as shown on the case and in events")
     name: str = Field("", description="Free label, e.g. 'Sales'")
-    hook_gpio: int = Field(ge=2, le=27, description="BCM pin of the opto hook sense")
+    kind: Literal["analog", "isdn_bri"] = Field("analog", description="analog (hook/ring GPIO) or isdn_bri (D-channel)")
+    dchannel: str | None = Field(None, min_length=1, description="isdn_bri: serial device of the tap's D-channel "
+                                                                  "receiver, e.g. /dev/ttyAMA2 (hw/isdn-tap.md)")
+    b_channel: int | None = Field(None, ge=1, le=2, description="isdn_bri: the B-channel this line records (1 or 2)")
+    hook_gpio: int | None = Field(None, ge=2, le=27, description="BCM pin of the opto hook sense (analog)")
     hook_active_low: bool = Field(True, description="Hook input reads low when the handset is off-hook")
-    ring_gpio: int = Field(ge=2, le=27, description="BCM pin of the opto ring detector")
+    ring_gpio: int | None = Field(None, ge=2, le=27, description="BCM pin of the opto ring detector (analog)")
     ring_active_low: bool = Field(True, description="Ring input reads low while ringing voltage is present")
     led_gpio: int | None = Field(None, ge=2, le=27, description="BCM pin of the recording LED, or none")
     capture_pcm: str = Field("plughw:CARD=Device,DEV=0", description="ALSA PCM the tap is captured from")
     capture_channel: int = Field(0, ge=0, le=7, description="Channel of capture_pcm carrying this line")
     playback_pcm: str = Field("plughw:CARD=Device,DEV=0", description="ALSA PCM that injects into the line")
     playback_channel: int = Field(0, ge=0, le=7, description="Channel of playback_pcm for this line")
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> LineConfig:
+        if self.kind == "analog":
+            missing = [key for key in ("hook_gpio", "ring_gpio") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"an analog line needs {' and '.join(missing)} (or kind = \"isdn_bri\" with "
+                                 "dchannel and b_channel)")
+            if self.dchannel is not None or self.b_channel is not None:
+                raise ValueError("dchannel and b_channel are for kind = \"isdn_bri\" lines")
+        else:
+            missing = [key for key in ("dchannel", "b_channel") if getattr(self, key) is None]
+            if missing:
+                raise ValueError(f"an isdn_bri line needs {' and '.join(missing)}")
+            if self.hook_gpio is not None or self.ring_gpio is not None:
+                raise ValueError("an isdn_bri line has no hook_gpio or ring_gpio: the D-channel gives its calls")
+        return self
 
 
 class HookConfig(TomlModel):
@@ -207,6 +232,7 @@ def consistency_problems(lines: Any, telephony: Any) -> list[tuple[str, str]]:
     defaults = {name: field.default for name, field in LineConfig.model_fields.items()}
     seen_ids: set[int] = set()
     pins: dict[int, str] = {}
+    b_channels: dict[tuple[Any, Any], str] = {}
     channels: dict[tuple[str, str, int], Any] = {}
     for index, line in enumerate(lines if isinstance(lines, list | tuple) else []):
         if not isinstance(line, dict):
@@ -217,6 +243,13 @@ def consistency_problems(lines: Any, telephony: Any) -> list[tuple[str, str]]:
             if line_id in seen_ids:
                 problems.append((f"{where}.id", f"line {line_id} is configured twice; ids must be unique 1-4"))
             seen_ids.add(line_id)
+        bri = (line.get("dchannel"), line.get("b_channel"))
+        if line.get("kind") == "isdn_bri" and isinstance(bri[0], str) and _is_int(bri[1]):
+            if bri in b_channels:
+                problems.append((f"{where}.b_channel", f"B-channel {bri[1]} of {bri[0]} is already recorded by "
+                                                       f"{b_channels[bri]}; a BRI has B1 and B2, one line each"))
+            else:
+                b_channels[bri] = where
         for key in ("hook_gpio", "ring_gpio", "led_gpio"):
             pin = line.get(key)
             if not _is_int(pin):

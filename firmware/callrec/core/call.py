@@ -60,6 +60,7 @@ class Call:
     end_reason: str | None = None                    # "hangup" | "far_end_hangup" | "unanswered" | "busy"
     recording: str = "opening"                       # "opening" | "open" | "failed": what the recorder said
     announce_pending: bool = False                   # answered; the announcement waits for the recording
+    isdn: dict[str, Any] | None = None               # an ISDN call: call_ref, b_channel, cause, numbers
 
     @property
     def paused(self) -> bool:
@@ -93,4 +94,5 @@ class Call:
             "tags": list(self.tags),
             "preroll_s": self.preroll_s,
             "errors": list(self.errors),
+            "isdn": dict(self.isdn) if self.isdn else None,
         }).document()

@@ -23,6 +23,11 @@ from callrec.line import CallBegan
 from callrec.recording import Audio, Begin, Finish, Note, Recorder, RecordingFailed, RecordingOpened, day_dir
 
 
+def isdn_record(facts: dict[str, Any]) -> dict[str, Any]:
+    """The call record's `isdn`: what the D-channel said, in a fixed shape."""
+    return {key: facts.get(key) for key in ("call_ref", "b_channel", "direction", "calling", "called", "cause")}
+
+
 class Calls:
     def __init__(self, config: Config, recorder: Recorder, players: dict[int, Player], announcement: Sound | None,
                  emit: Emit, wall_of: Callable[[float], float], alarms: CoreAlarms, display: LineDisplay) -> None:
@@ -61,6 +66,10 @@ class Calls:
         if call.direction == "inbound" and line.caller is not None:
             call.caller = line.caller   # before the state goes out: dashboards show who is calling
         line.caller = None
+        if line.isdn is not None:   # the D-channel's facts, known before the edge that began the call
+            call.isdn = isdn_record(line.isdn)
+            if call.direction == "outbound" and line.isdn.get("called"):
+                call.dialed = str(line.isdn["called"])
         line.voice_since = None
         line.call = call
         initial = line.preroll.since(call.start_frame)
@@ -215,6 +224,7 @@ class Calls:
         ended_wall = self.wall_of(t_onhook)
         if call.announce_pending:
             call.errors.append("announcement not played: the call was never recorded")
+        line.isdn = None
         self.recorder.submit(Finish(call.call_id, call.record(ended_wall, duration), frames, discard, ended_wall))
         self.display.set_activity(line, "offhook" if line.monitor.offhook else "idle", t_onhook)
 

@@ -40,6 +40,7 @@ from callrec.core.alarms import CoreAlarms
 from callrec.core.calls import Calls
 from callrec.core.commands import Commands
 from callrec.core.display import LineDisplay
+from callrec.core.isdn import IsdnFacts
 from callrec.core.progress import CallProgress
 from callrec.core.state import OVERRUN_QUIET_S, PREROLL_SLACK_S, ControlRequest, LineState, Player, Shutdown
 from callrec.events import Event, EventBus
@@ -48,6 +49,7 @@ from callrec.line import (
     CallEnded,
     FlashSeen,
     HookChanged,
+    IsdnInfo,
     LedState,
     LineMonitor,
     LineSignal,
@@ -111,6 +113,7 @@ class Core:
         self.alarms = CoreAlarms(self._emit)
         self.display = LineDisplay(set_led, self._emit, wall_of)
         self.calls = Calls(config, recorder, players, announcement, self._emit, wall_of, self.alarms, self.display)
+        self.isdn = IsdnFacts(self.calls, self._emit)
         self.progress = CallProgress(config, self._emit, self.calls, self.display)
         self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate, config)
         self._queue: queue.Queue[object] = queue.Queue()
@@ -215,6 +218,10 @@ class Core:
                 line.raw[item.signal] = item.active
                 line.edges[item.signal] = line.edges.get(item.signal, 0) + 1
                 self._signals(line, line.monitor.edge(item))
+        elif isinstance(item, IsdnInfo):
+            line = self.lines.get(item.line)
+            if line is not None:
+                self.isdn.info(line, item)
         elif isinstance(item, PlaybackStarted):
             self.alarms.clear(f"playback:{item.line}", item.t)   # the path works again
             if item.line in self.lines:

@@ -62,6 +62,7 @@ class LineState:
     last_caller_number: str | None = None    # the last number caller ID gave, kept across calls
     ringback: bool = False                   # ringback tone sounding now
     voice_since: float | None = None         # start of the current loud stretch while awaiting an answer
+    isdn: dict[str, Any] | None = None       # what the D-channel said of the line's current call
     raw: dict[str, bool] = field(default_factory=dict)    # last raw level per input (hook, ring): `gpio`
     edges: dict[str, int] = field(default_factory=dict)   # raw edges seen per input since start
 

@@ -70,8 +70,27 @@ def _row(d: dict[str, Any]) -> str:
     return f"{start} {end}  {what}"
 
 
+PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
+
+
+def _is_pcap(path: str) -> bool:
+    """A D-channel trace (pcap), told by its magic number, whatever its name."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(4) in PCAP_MAGICS
+    except OSError:
+        return path.endswith((".pcap", ".cap"))
+
+
 def run(args: argparse.Namespace) -> int:
-    """Entry point for `callrec analyze`; returns the exit status (2 for unusable input)."""
+    """Entry point for `callrec analyze`; returns the exit status (2 for unusable input).
+
+    A recording gives its DTMF, caller ID and tones; an ISDN D-channel trace (pcap) its Q.931
+    messages, one JSON line each with --json (callrec.isdn.analyze)."""
+    if _is_pcap(args.file):
+        from callrec.isdn import run_analyze
+
+        return run_analyze(args.file, args.json, sys.stdout)
     try:
         samples = load(args.file, args.channel)
     except AnalyzeError as exc:
@@ -91,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="audio file (WAV or anything libsndfile reads), any rate/width/channels")
+    parser.add_argument("file", help="audio file (WAV or anything libsndfile reads), any rate/width/channels; "
+                                     "or a pcap of an ISDN D-channel (link type 177 or 203)")
     parser.add_argument("--region", choices=sorted(PROFILES), default="JP",
                         help="tone plan and DTMF acceptance limits (default JP)")
     parser.add_argument("--json", action="store_true", help="one JSON object per detection")
@@ -100,7 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def register(subparsers: Any) -> None:
     """Add `analyze` to the CLI's subparsers (called from callrec.cli)."""
-    parser = subparsers.add_parser("analyze", help="list DTMF, caller ID and tones heard in a recording",
+    parser = subparsers.add_parser("analyze", help="list DTMF, caller ID and tones heard in a recording, or the "
+                                                   "Q.931 messages of an ISDN D-channel trace (pcap)",
                                    description=__doc__.splitlines()[0])
     add_arguments(parser)
     parser.set_defaults(func=run)

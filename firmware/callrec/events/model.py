@@ -23,6 +23,7 @@ EVENT_TYPES = (
     "line.ring",
     "line.hook",
     "line.flash",
+    "line.isdn",
     "line.dtmf",
     "line.tone",
     "line.state",

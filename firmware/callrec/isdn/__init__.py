@@ -43,6 +43,7 @@ from callrec.isdn.q931 import (
     Q931Message,
     decode_q931,
 )
+from callrec.isdn.trace import Trace, two_calls_on_a_bri
 
 __all__ = [
     "LINKTYPE_LAPD", "LINKTYPE_LINUX_LAPD", "MESSAGE_NAMES", "MESSAGE_TYPES", "Q850_CAUSES", "BriAlerting",
@@ -50,5 +51,5 @@ __all__ = [
     "CallId", "CapturedFrame", "Cause", "ChannelId", "DChannelDecoder", "FrameError", "FrameSink", "FrameSkipped",
     "HdlcDeframer", "LapdFrame", "PartyNumber", "PcapFormatError", "PcapReader", "Progress", "Q931Message",
     "SerialDChannel", "analyze", "cause_text", "crc16_x25", "decode_q931", "encode_frame", "message_dict",
-    "parse_lapd", "read_pcap", "run_analyze", "write_pcap",
+    "parse_lapd", "read_pcap", "run_analyze", "write_pcap", "Trace", "two_calls_on_a_bri"
 ]

@@ -49,9 +49,11 @@ class RpiGpioLine:
         self._gpio = gpio
         self._clock = clock
         self._pins: dict[int, tuple[int, Signal, bool]] = {}
-        for line in lines:
-            self._pins[line.hook_gpio] = (line.id, "hook", line.hook_active_low)
-            self._pins[line.ring_gpio] = (line.id, "ring", line.ring_active_low)
+        for line in lines:   # ISDN lines have no sense pins (their D-channel is line/isdn.py), maybe an LED
+            if line.hook_gpio is not None:
+                self._pins[line.hook_gpio] = (line.id, "hook", line.hook_active_low)
+            if line.ring_gpio is not None:
+                self._pins[line.ring_gpio] = (line.id, "ring", line.ring_active_low)
         self._leds = {line.id: line.led_gpio for line in lines if line.led_gpio is not None}
         self._blinkers: dict[int, Any] = {}   # line -> RPi.GPIO software PWM blinking its LED
         self._sink: EdgeSink | None = None

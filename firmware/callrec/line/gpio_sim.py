@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from callrec.line.port import EdgeSink, LedState, RawEdge, Signal
+from callrec.line.port import EdgeSink, IsdnInfo, LedState, RawEdge, Signal
 
 
 class SimulatedLine:
@@ -31,6 +31,12 @@ class SimulatedLine:
         if self._sink is None:
             raise RuntimeError("SimulatedLine.drive() before start()")
         self._sink(RawEdge(line, signal, active, t))
+
+    def inform(self, info: IsdnInfo) -> None:
+        """What a simulated D-channel said, at its own time (sim/scenario.py decodes the trace)."""
+        if self._sink is None:
+            raise RuntimeError("SimulatedLine.inform() before start()")
+        self._sink(info)
 
     def set_led(self, line: int, state: LedState) -> None:
         with self._lock:

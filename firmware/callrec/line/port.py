@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Signal = Literal["hook", "ring"]
 # The line's LED: off (idle), on (a call is being recorded), blink (the line cannot record: fault).
@@ -30,7 +30,20 @@ class RawEdge:
     t: float
 
 
-EdgeSink = Callable[[RawEdge], None]
+@dataclass(frozen=True)
+class IsdnInfo:
+    """What a digital line says about its call that no edge can: numbers, call reference, B-channel
+    and, at the end, the cause. `kind`: offered | digits | alerting | answered | ended. `fields`:
+    `call_ref`, `direction`, `calling`, `called`, `b_channel`, `cause` ({value, text} or None)."""
+
+    line: int
+    t: float
+    kind: str
+    fields: dict[str, Any]
+
+
+LineInput = RawEdge | IsdnInfo
+EdgeSink = Callable[[LineInput], None]
 
 
 class LineSource(Protocol):

@@ -178,7 +178,10 @@ class SimCard:
                 self._urgent_until = event.at + URGENT_AFTER_EDGE_S
                 # when the edge happened on the paced line: the read ended (position - at) after it
                 self.edge_monotonic[event.at] = time.monotonic() - (self.position / self.rate - event.at)
-                self.source_line.drive(line.line, event.signal, event.active, event.at)  # type: ignore[arg-type]
+                if event.signal == "isdn":
+                    self.source_line.inform(event.info)
+                else:
+                    self.source_line.drive(line.line, event.signal, event.active, event.at)  # type: ignore[arg-type]
 
     def _pace(self) -> None:
         if self.position - self._gated_at >= self.lockstep.slack // 2:

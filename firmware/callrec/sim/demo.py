@@ -1,4 +1,8 @@
-"""`callrec demo`: two simulated lines, an inbound and an outbound call, and a readable summary.
+"""`callrec demo`: two analog lines and an ISDN BRI, four calls, and a readable summary.
+
+Lines 1 and 2 are analog (an inbound call with caller ID, an outbound call with ringback); lines 3
+and 4 are the two B-channels of one BRI, driven by a D-channel trace: an inbound call on B1 and,
+while it lasts, an outbound call on B2, then a call refused as busy.
 
 Everything a real call goes through runs here too: alsa-lib capture and playback through the `file`
 plugin, the simulated hook and ring inputs, the announcement mixed into the line, crash-safe
@@ -50,7 +54,26 @@ events = [
   {{ at = 1.0, hook = "off" }},
   {{ at = {end2:.1f}, hook = "on" }},
 ]
+
+# An ISDN BRI: its D-channel (Q.931) gives the calls, each B-channel is a line of its own.
+[[line]]
+line = 3
+audio = "isdn_b1.wav"
+dchannel = "bri.pcap"
+b_channel = 1
+dchannel_start_s = 1.0
+
+[[line]]
+line = 4
+audio = "isdn_b2.wav"
+dchannel = "bri.pcap"
+b_channel = 2
+dchannel_start_s = 1.0
 """
+ISDN_TALK = {3: ["Good afternoon, Sakura Trading.", "Hello, I would like to confirm my booking for Monday.",
+                 "Certainly, one moment please."],
+             4: ["Hello, this is Sakura Trading returning your call.", "Thanks for calling back."]}
+ISDN_SECONDS = 24.0
 CALLER = ("2125551234", "SMITH JOHN")
 DIALLED = "5550123"
 
@@ -101,6 +124,29 @@ def speech(lines: list[str], path: Path, line: int) -> float:
     return len(audio) / RATE
 
 
+def digital_speech(lines: list[str], path: Path, seconds: float) -> None:
+    """A B-channel's audio: the conversation from 5 s on (after the answer), no exchange signals
+    (on ISDN they are in the D-channel), `seconds` long."""
+    pieces: list[np.ndarray] = [np.zeros(int(5.0 * RATE), dtype=np.float32)]
+    voice = shutil.which("espeak-ng")
+    from callrec.audio import read_mono
+
+    with tempfile.TemporaryDirectory() as scratch:
+        for number, text in enumerate(lines):
+            if voice:
+                out = Path(scratch) / f"{number}.wav"
+                subprocess.run([voice, "-v", "en-us" if number % 2 == 0 else "en-gb", "-s", "160", "-w", str(out),
+                                text], check=True, capture_output=True)
+                pieces.append(read_mono(out, RATE) * 0.5)
+            else:
+                pieces.append(read_mono(ASSETS / "announcement_en.wav", RATE) * 0.5)
+            pieces.append(np.zeros(int(0.6 * RATE), dtype=np.float32))
+    audio = np.concatenate(pieces)[: int(seconds * RATE)]
+    audio = np.concatenate([audio, np.zeros(int(seconds * RATE) - len(audio), dtype=np.float32)])
+    audio += np.random.default_rng(11).standard_normal(len(audio)).astype(np.float32) * 0.0005
+    soundfile.write(str(path), np.clip(audio, -1, 1), RATE, subtype="PCM_16")
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from callrec.sim import load_scenario
     from callrec.sim.run import run_simulation
@@ -111,11 +157,16 @@ def run_demo(args: argparse.Namespace) -> int:
     # The announcement plays over the first seconds of each answer; the parties talk through it.
     end1 = speech(CONVERSATIONS[1], work / "line1.wav", 1)
     end2 = speech(CONVERSATIONS[2], work / "line2.wav", 2)
+    from callrec.isdn import two_calls_on_a_bri
+
+    two_calls_on_a_bri(inbound_talk_s=12.0, outbound_talk_s=8.0).write(str(work / "bri.pcap"))
+    for line, talk in ISDN_TALK.items():
+        digital_speech(talk, work / f"isdn_b{line - 2}.wav", ISDN_SECONDS)
     (work / "scenario.toml").write_text(SCENARIO.format(end1=end1 - 0.5, end2=end2 - 0.5))
     config = configmod.load(args.config).with_data_dir(data)
     if args.config is None:
         config = configmod.parse({"region": "US"}).with_data_dir(data)  # English announcement for the demo
-    print(f"callrec demo: two simulated lines, scenario in {work / 'scenario.toml'}", file=sys.stderr)
+    print(f"callrec demo: two analog lines and an ISDN BRI, scenario in {work / 'scenario.toml'}", file=sys.stderr)
     before = _call_ids(data)
     code = run_simulation(config, load_scenario(work / "scenario.toml"), realtime=args.realtime,
                           explicit_config=args.config is not None, print_events=args.events)
@@ -184,6 +235,11 @@ def format_call(r: dict[str, Any], data: Path) -> str:
     ]
     if r.get("caller_number") or r.get("caller_name"):
         lines.append(f"  caller        {r.get('caller_number')} {r.get('caller_name') or ''}".rstrip())
+    isdn = r.get("isdn") or {}
+    if isdn:
+        cause = isdn.get("cause") or {}
+        lines.append(f"  isdn          B{isdn.get('b_channel')}, call reference {isdn.get('call_ref')}, ended with "
+                     f"cause {cause.get('value')} ({cause.get('text')})")
     if r.get("dialed_number"):
         answered = r.get("far_end_answered_s")
         lines.append(f"  dialled       {r['dialed_number']}" +

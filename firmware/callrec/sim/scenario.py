@@ -13,7 +13,7 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import soundfile
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -29,8 +29,9 @@ class ScenarioError(CallrecError, ValueError):
 @dataclass(frozen=True)
 class ScenarioEvent:
     at: float
-    signal: str      # "hook" | "ring"
+    signal: str      # "hook" | "ring" | "isdn" (what the D-channel said: `info`)
     active: bool     # off-hook / ringing
+    info: Any = None  # an IsdnInfo for "isdn"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,19 @@ class LineModel(TomlModel):
     line: int = Field(ge=1, le=4, description="Line number 1-4, as in the configuration")
     audio: str = Field(min_length=1, description="WAV file the line carries, relative to the scenario")
     events: list[EventModel] = Field(default_factory=list, description="Edges in time order")
+    dchannel: str | None = Field(None, min_length=1, description="An ISDN line: a D-channel trace (pcap, link "
+                                                                 "type 177 or 203) instead of `events`")
+    b_channel: int | None = Field(None, ge=1, le=2, description="The B-channel of the trace this line carries")
+    dchannel_start_s: float = Field(0.0, ge=0, allow_inf_nan=False,
+                                    description="Line time of the trace's first frame")
+
+    @model_validator(mode="after")
+    def _isdn_or_events(self) -> LineModel:
+        if self.dchannel is not None and self.events:
+            raise ValueError("give `events` (an analog line) or `dchannel` (an ISDN line), not both")
+        if (self.dchannel is None) != (self.b_channel is None):
+            raise ValueError("an ISDN line needs both `dchannel` and `b_channel`")
+        return self
 
     @model_validator(mode="after")
     def _in_time_order(self) -> LineModel:
@@ -161,6 +175,11 @@ def load_scenario(path: Path) -> Scenario:
         events = tuple(ScenarioEvent(e.at, "hook" if e.hook is not None else "ring",
                                      e.hook == "off" if e.hook is not None else e.ring == "on")
                        for e in line.events)
+        if line.dchannel is not None:
+            events, problem = _isdn_events(path, model.line, line, length)
+            if problem is not None:
+                problems.append(f"line[{index}].dchannel: {problem}")
+                continue
         lines.append(ScenarioLine(line.line, audio, events))
     longest = max((_audio_seconds(line.audio) for line in lines), default=math.inf)
     for index, fault in enumerate(model.fault):
@@ -171,6 +190,29 @@ def load_scenario(path: Path) -> Scenario:
         raise ScenarioError(report(str(path), "scenario", problems))
     faults = tuple(ScenarioFault(f.at, f.kind, f.seconds, f.line) for f in model.fault)
     return Scenario(tuple(lines), faults)
+
+
+def _isdn_events(scenario: Path, lines: list[LineModel], line: LineModel,
+                 length: float) -> tuple[tuple[ScenarioEvent, ...], str | None]:
+    """The line's edges and facts from its D-channel trace, decoded as the live tap's would be."""
+    from callrec.isdn import PcapFormatError, read_pcap
+    from callrec.line import RawEdge, trace_inputs
+
+    assert line.dchannel is not None and line.b_channel is not None
+    trace = (scenario.parent / line.dchannel).resolve()
+    mapping = {other.b_channel: other.line for other in lines
+               if other.dchannel == line.dchannel and other.b_channel is not None}
+    try:
+        inputs = trace_inputs(read_pcap(str(trace)), mapping, start=line.dchannel_start_s)
+    except (PcapFormatError, OSError) as error:
+        return (), f"{trace}: {error}"
+    mine = [item for item in inputs if item.line == line.line]
+    late = [item.t for item in mine if item.t > length]
+    if late:
+        return (), (f"the trace has this line's call at {late[0]:.1f} s, after the end of the line audio "
+                    f"({length:.1f} s); make the audio longer")
+    return tuple(ScenarioEvent(item.t, item.signal, item.active) if isinstance(item, RawEdge)
+                 else ScenarioEvent(item.t, "isdn", False, item) for item in mine), None
 
 
 def _audio(scenario: Path, name: str) -> tuple[Path | None, str | None]:

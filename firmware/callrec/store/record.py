@@ -101,6 +101,8 @@ class CallRecord(_Part):
     tags: list[str] = Field(default_factory=list)
     preroll_s: float | None = None
     errors: list[str] = Field(default_factory=list)
+    isdn: dict[str, Any] | None = Field(None, description="ISDN calls: call_ref, b_channel, cause {value, text}, "
+                                                          "direction, calling, called (from the D-channel)")
     recording: RecordingFile | None = None
     status: Status | None = None
     gaps: list[Gap] = Field(default_factory=list)

@@ -1,4 +1,5 @@
-"""Builds D-channel traces for the ISDN tests: Q.931 elements and messages, LAPD frames, whole calls.
+"""Builds D-channel traces: Q.931 elements and messages, LAPD frames, whole calls, for the tests,
+the benchmark and the simulator's demo (which needs an ISDN line without a real BRI).
 
 Everything is built from the specification byte by byte (Q.931 §4, Q.921 §3), independently of the
 decoder under test, so a test that round-trips through both checks the decoder against the spec;
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from callrec.isdn import MESSAGE_TYPES, CapturedFrame, write_pcap
+from callrec.isdn.pcap import CapturedFrame, write_pcap
+from callrec.isdn.q931 import MESSAGE_TYPES
 
 T0 = 1_780_000_000.0     # an epoch time with a fractional-second-safe magnitude
 SENDING_COMPLETE = b"\xa1"
@@ -171,3 +173,21 @@ def layer2_chatter(tr: Trace, tei: int = 64) -> None:
     tr.raw(s_frame("RR", False, tei), False)
     tr.raw(s_frame("RNR", True, tei), True)
     tr.raw(s_frame("REJ", False, tei), False)
+
+
+def merged(*parts: tuple[Trace, float]) -> Trace:
+    """Calls built on their own traces, each shifted by its offset, as one D-channel: overlapping
+    calls on both B-channels (their call references must differ)."""
+    frames = sorted((CapturedFrame(round(f.t + offset, 6), f.data, f.from_network)
+                     for trace, offset in parts for f in trace.frames), key=lambda f: f.t)
+    return Trace(t=frames[-1].t if frames else T0, frames=frames)
+
+
+def two_calls_on_a_bri(inbound_talk_s: float = 12.0, outbound_talk_s: float = 8.0) -> Trace:
+    """The demo's BRI: an inbound call on B1, and while it lasts an outbound call on B2, then a
+    call the office's phone rejects as busy (cause 17)."""
+    inbound, outbound, rejected = Trace(), Trace(), Trace()
+    inbound_call(inbound, cr=5, b=1, talk_s=inbound_talk_s)
+    outbound_call(outbound, cr=9, b=2, talk_s=outbound_talk_s)
+    rejected_call(rejected, cr=7)
+    return merged((inbound, 0.0), (outbound, 3.0), (rejected, 4.0 + inbound_talk_s + 2.0))
