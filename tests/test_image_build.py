@@ -40,6 +40,7 @@ DEBIAN_PROVIDES = {  # pyproject dependency -> Debian package that satisfies it 
     "cryptography": "python3-cryptography",
     "paramiko": "python3-paramiko",
     "boto3": "python3-boto3",
+    "tomlkit": "python3-tomlkit",
     "rpi.gpio": "python3-rpi-lgpio",
 }
 

@@ -87,7 +87,9 @@ def test_a_channel_the_simulated_stereo_card_does_not_have_is_a_config_error(tmp
 
 
 def test_the_console_survives_a_config_that_is_not_utf8_and_says_what_is_wrong(latin1_config, tmp_path):
-    from console_support import PROMPT, PtyPair, Terminal, start_console, stop
+    """Unreadable, the file cannot say whether a passphrase is needed: the console stays closed
+    (a corrupted file must not open it) and says why; a readable [console] table would open it."""
+    from console_support import PtyPair, Terminal, start_console, stop
 
     ptys = PtyPair(tmp_path).start()
     proc = start_console(ptys.console, tmp_path / "data", tmp_path / "nobody.sock", tmp_path / "console.log",
@@ -95,9 +97,9 @@ def test_the_console_survives_a_config_that_is_not_utf8_and_says_what_is_wrong(l
     terminal = Terminal(ptys.technician)
     try:
         terminal.type("\r")
-        terminal.read_until(PROMPT, timeout=15)
-        shown = terminal.run("config")
-        assert "NOT USABLE" in shown and "not UTF-8 text" in shown
+        shown = terminal.read_until("save the file as UTF-8", timeout=15)
+        assert "console is CLOSED" in shown and "The configuration file is not usable" in shown
+        assert "not UTF-8 text" in shown
         assert proc.poll() is None, "the console keeps running"
     finally:
         terminal.close()

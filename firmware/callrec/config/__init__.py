@@ -3,6 +3,7 @@
 from callrec.config.archive import ArchiveConfig
 from callrec.config.console import ConsoleConfig, salvage_console
 from callrec.config.edit import Edit, EditError, parse_value, set_key
+from callrec.config.health import HealthConfig
 from callrec.config.model import (
     ASSETS,
     DEFAULT_CONFIG_PATH,
@@ -25,8 +26,8 @@ from callrec.config.toml import TomlModel, field_problems, key_path, report
 
 __all__ = [
     "ArchiveConfig", "ASSETS", "AnnouncementConfig", "AudioConfig", "Config", "ConfigError", "ConsoleConfig",
-    "DEFAULT_CONFIG_PATH", "Edit", "EditError", "DEFAULT_PURPOSE", "HookConfig", "LineConfig", "MqttSettings",
-    "PROFILES", "PrivacyConfig", "RegionProfile", "RetentionConfig", "SignalsConfig", "StorageConfig",
+    "DEFAULT_CONFIG_PATH", "Edit", "EditError", "DEFAULT_PURPOSE", "HealthConfig", "HookConfig", "LineConfig",
+    "MqttSettings", "PROFILES", "PrivacyConfig", "RegionProfile", "RetentionConfig", "SignalsConfig", "StorageConfig",
     "TelephonyConfig", "TomlModel", "Tone", "default_device_id", "field_problems", "key_path", "load", "parse",
     "parse_value", "set_key", "report", "salvage_console"
 ]

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from callrec.config.archive import ArchiveConfig
 from callrec.config.console import ConsoleConfig
+from callrec.config.health import HealthConfig
 from callrec.config.mqtt import MqttSettings
 from callrec.config.privacy import PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
@@ -170,6 +171,7 @@ class Config(TomlModel):
                                        description="How long calls are kept; the disk guard")
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig, description="Offload to the office archive")
     console: ConsoleConfig = Field(default_factory=ConsoleConfig, description="The technicians' serial console")
+    health: HealthConfig = Field(default_factory=HealthConfig, description="Tap-health alarms (docs/tap-health.md)")
 
     @field_validator("lines", mode="before")
     @classmethod

@@ -61,6 +61,8 @@ class Call:
     recording: str = "opening"                       # "opening" | "open" | "failed": what the recorder said
     announce_pending: bool = False                   # answered; the announcement waits for the recording
     isdn: dict[str, Any] | None = None               # an ISDN call: call_ref, b_channel, cause, numbers
+    health: dict[str, Any] | None = None             # the tap-health verdict at the end (core/health.py)
+    clock_trusted: bool | None = None                # the wall clock was synchronised when the call began
 
     @property
     def paused(self) -> bool:
@@ -95,4 +97,6 @@ class Call:
             "preroll_s": self.preroll_s,
             "errors": list(self.errors),
             "isdn": dict(self.isdn) if self.isdn else None,
+            "health": dict(self.health) if self.health else None,
+            "clock_trusted": self.clock_trusted,
         }).document()

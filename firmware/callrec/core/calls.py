@@ -43,6 +43,8 @@ class Calls:
         self.preroll_frames = int(round(config.audio.preroll_seconds * self.rate))
         # audio goes to the recorder at least this much at a time (a few periods: one hand-over)
         self.batch_frames = AUDIO_BATCH_PERIODS * self.rate * config.audio.period_ms // 1000
+        self.health: Any = None                                  # core/health.py TapHealth, set by the core
+        self.clock_trusted: Callable[[], bool] | None = None     # the clock port's verdict, set by the core
         a = config.announcement
         self.warning = tone(a.warning_tone_hz, a.warning_tone_s, self.rate, a.warning_tone_dbfs) \
             if a.warning_tone else None
@@ -66,6 +68,7 @@ class Calls:
         if call.direction == "inbound" and line.caller is not None:
             call.caller = line.caller   # before the state goes out: dashboards show who is calling
         line.caller = None
+        call.clock_trusted = bool(self.clock_trusted()) if self.clock_trusted is not None else None
         if line.isdn is not None:   # the D-channel's facts, known before the edge that began the call
             call.isdn = isdn_record(line.isdn)
             if call.direction == "outbound" and line.isdn.get("called"):
@@ -225,6 +228,8 @@ class Calls:
         if call.announce_pending:
             call.errors.append("announcement not played: the call was never recorded")
         line.isdn = None
+        if self.health is not None:
+            call.health = self.health.verdict(call, t_onhook)
         self.recorder.submit(Finish(call.call_id, call.record(ended_wall, duration), frames, discard, ended_wall))
         self.display.set_activity(line, "offhook" if line.monitor.offhook else "idle", t_onhook)
 

@@ -40,6 +40,7 @@ from callrec.core.alarms import CoreAlarms
 from callrec.core.calls import Calls
 from callrec.core.commands import Commands
 from callrec.core.display import LineDisplay
+from callrec.core.health import TapHealth
 from callrec.core.isdn import IsdnFacts
 from callrec.core.progress import CallProgress
 from callrec.core.state import OVERRUN_QUIET_S, PREROLL_SLACK_S, ControlRequest, LineState, Player, Shutdown
@@ -81,6 +82,7 @@ class Core:
         expected_captures: int | None = None,
         queue_size: int = 0,
         clock: Callable[[], float] | None = None,
+        clock_trusted: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -114,6 +116,9 @@ class Core:
         self.display = LineDisplay(set_led, self._emit, wall_of)
         self.calls = Calls(config, recorder, players, announcement, self._emit, wall_of, self.alarms, self.display)
         self.isdn = IsdnFacts(self.calls, self._emit)
+        self.health = TapHealth(config, self.alarms, self.rate)
+        self.calls.health = self.health
+        self.calls.clock_trusted = clock_trusted
         self.progress = CallProgress(config, self._emit, self.calls, self.display)
         self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate, config)
         self._queue: queue.Queue[object] = queue.Queue()
@@ -206,7 +211,18 @@ class Core:
     def _advance_all(self, now: float) -> None:
         for line in self.lines.values():
             self._signals(line, line.monitor.advance(now))
-            self.calls.timers(line, now)
+            self._timers(line, now)
+
+    def _timers(self, line: LineState, now: float) -> None:
+        self.calls.timers(line, now)
+        self.health.check(now)
+        call = line.call
+        split = self.health.split_due(call, now) if call is not None else None
+        if call is not None and split is not None:
+            # A week-long "call" is a handset left off or a miswired input: parts of at most
+            # max_call_hours, each a recording of its own, so none grows without bound.
+            self.calls.end(line, split)
+            self.calls.begin(line, CallBegan(split, call.direction or "outbound", 0))
 
     def process(self, item: object) -> None:
         """Take one input on the caller's thread (the core thread, or a test driving it directly)."""
@@ -272,6 +288,7 @@ class Core:
         line.t_end = period.t_end
         if line.call is not None:
             self.calls.audio(line.call, period.samples)
+        self.health.audio(line, period.samples, period.t_end)
         self._signals(line, line.monitor.advance(period.t_end))
         if line.detectors is not None:
             t0 = period.t_end - len(period.samples) / self.rate
@@ -279,7 +296,7 @@ class Core:
                 self.progress.detection(line, detection)
             if line.call is not None and line.call.answer_pending and line.ringback:
                 self.progress.voice_after_ringback(line, line.call, period, t0)
-        self.calls.timers(line, period.t_end)
+        self._timers(line, period.t_end)
 
     def _capture_gap(self, line: LineState, frames: int) -> None:
         """The capture came back after its card was away: the line went on unheard for `frames`.
@@ -302,6 +319,10 @@ class Core:
 
     def _signal(self, line: LineState, s: LineSignal) -> None:
         call_id = line.call.call_id if line.call else None
+        if isinstance(s, RingStarted | HookChanged):
+            self.health.activity(line.id, s.t)
+        if isinstance(s, HookChanged) and not s.offhook:
+            self.health.onhook(line.id, s.t)
         if isinstance(s, RingStarted):
             self._emit("line.ring", line.id, None, s.t, state="on")
             self.display.set_activity(line, "ringing", s.t)
@@ -320,6 +341,7 @@ class Core:
             log.info("line %d: Number Display exchange (%.2f s off-hook), not a call", line.id,
                      s.t - s.t_off)
         elif isinstance(s, CallBegan):
+            self.health.activity(line.id, s.t, call=True)
             self.calls.begin(line, s)
         elif isinstance(s, FlashSeen):
             if line.call is None and line.monitor.in_call:

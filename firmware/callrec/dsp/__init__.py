@@ -6,6 +6,9 @@
 
 from callrec.dsp.detection import SAMPLE_RATE, Detection
 from callrec.dsp.gen import saturate
+from callrec.dsp.health import CallHealth, HealthSettings
+from callrec.dsp.linewatch import DeadLineWatch, IdleLineWatch
 from callrec.dsp.pipeline import LineDsp
 
-__all__ = ["Detection", "LineDsp", "SAMPLE_RATE", "saturate"]
+__all__ = ["CallHealth", "DeadLineWatch", "Detection", "HealthSettings", "IdleLineWatch", "LineDsp", "SAMPLE_RATE",
+           "saturate"]

@@ -103,6 +103,10 @@ class CallRecord(_Part):
     errors: list[str] = Field(default_factory=list)
     isdn: dict[str, Any] | None = Field(None, description="ISDN calls: call_ref, b_channel, cause {value, text}, "
                                                           "direction, calling, called (from the D-channel)")
+    health: dict[str, Any] | None = Field(None, description="Tap-health verdict: ok, problems (silent, one_sided, "
+                                                            "clipping, hum) and the measurements (docs/tap-health.md)")
+    clock_trusted: bool | None = Field(None, description="The wall clock was synchronised when the call began "
+                                                         "(null: not known)")
     recording: RecordingFile | None = None
     status: Status | None = None
     gaps: list[Gap] = Field(default_factory=list)
