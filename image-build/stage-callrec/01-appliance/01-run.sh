@@ -35,6 +35,10 @@ ln -sf /usr/lib/systemd/system/callrec-console@.service \
 install -D -m 0644 files/49-callrec-console.rules "${ROOTFS_DIR}/etc/polkit-1/rules.d/49-callrec-console.rules"
 
 on_chroot <<'CHROOT'
+# The DS3231 RTC (config.txt: dtoverlay=i2c-rtc,ds3231) sets the clock at boot: no fake-hwclock,
+# and udev's hwclock-set may read the RTC even though systemd is running.
+apt-get -y purge fake-hwclock || true
+sed -i -e '/^if \[ -e \/run\/systemd\/system \] ; then/,/^fi/s/^/#/' /lib/udev/hwclock-set || true
 # Bluetooth would take the PL011 UART on Pi 3/4; swap would write to the read-only root.
 systemctl mask hciuart.service
 systemctl disable dphys-swapfile.service || true
