@@ -302,7 +302,7 @@ class Service:
             expected_captures=len(capture_pcms) if self.backend.finite else None,
             queue_size=self.backend.queue_size,
             clock=self.backend.core_clock,
-            clock_trusted=self._clock_trusted,
+            clock_status=self.backend.clock_status,
         )
         self.device = ServiceDevice(self.lines_board, self.alarms_board, self.stats, core, evidence.audit,
                                     config.privacy.purpose, config=config, clock=self.backend.clock_status)
@@ -356,11 +356,6 @@ class Service:
             raise StartupError(f"line inputs: {error}") from None
         for capture in self.captures:
             capture.start()
-
-    def _clock_trusted(self) -> bool:
-        """Whether the wall clock is synchronised now (unknown counts as not: the record says so)."""
-        report = self.backend.clock_status() if self.backend.clock_status is not None else None
-        return bool(report and report.get("synchronised"))
 
     def _finisher_post(self, news: Archived) -> None:
         """The uploader's news for the index: to the finisher while it runs (the index's writer);

@@ -44,7 +44,7 @@ class Calls:
         # audio goes to the recorder at least this much at a time (a few periods: one hand-over)
         self.batch_frames = AUDIO_BATCH_PERIODS * self.rate * config.audio.period_ms // 1000
         self.health: Any = None                                  # core/health.py TapHealth, set by the core
-        self.clock_trusted: Callable[[], bool] | None = None     # the clock port's verdict, set by the core
+        self.clock_stamp: Callable[[str, float, float], bool] | None = None   # core/clocktrust.py
         a = config.announcement
         self.warning = tone(a.warning_tone_hz, a.warning_tone_s, self.rate, a.warning_tone_dbfs) \
             if a.warning_tone else None
@@ -68,7 +68,8 @@ class Calls:
         if call.direction == "inbound" and line.caller is not None:
             call.caller = line.caller   # before the state goes out: dashboards show who is calling
         line.caller = None
-        call.clock_trusted = bool(self.clock_trusted()) if self.clock_trusted is not None else None
+        if self.clock_stamp is not None:
+            call.clock_trusted = self.clock_stamp(call.call_id, s.t, wall)
         if line.isdn is not None:   # the D-channel's facts, known before the edge that began the call
             call.isdn = isdn_record(line.isdn)
             if call.direction == "outbound" and line.isdn.get("called"):

@@ -38,6 +38,7 @@ from callrec.audio import (
 from callrec.config import Config
 from callrec.core.alarms import CoreAlarms
 from callrec.core.calls import Calls
+from callrec.core.clocktrust import CoreClock
 from callrec.core.commands import Commands
 from callrec.core.display import LineDisplay
 from callrec.core.health import TapHealth
@@ -82,7 +83,7 @@ class Core:
         expected_captures: int | None = None,
         queue_size: int = 0,
         clock: Callable[[], float] | None = None,
-        clock_trusted: Callable[[], bool] | None = None,
+        clock_status: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         self.config = config
         self.bus = bus
@@ -118,7 +119,8 @@ class Core:
         self.isdn = IsdnFacts(self.calls, self._emit)
         self.health = TapHealth(config, self.alarms, self.rate)
         self.calls.health = self.health
-        self.calls.clock_trusted = clock_trusted
+        self.clock_trust = CoreClock(clock_status, wall_of, recorder)
+        self.calls.clock_stamp = self.clock_trust.stamp
         self.progress = CallProgress(config, self._emit, self.calls, self.display)
         self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate, config)
         self._queue: queue.Queue[object] = queue.Queue()
@@ -214,6 +216,7 @@ class Core:
             self._timers(line, now)
 
     def _timers(self, line: LineState, now: float) -> None:
+        self.clock_trust.observe(now)
         self.calls.timers(line, now)
         self.health.check(now)
         call = line.call

@@ -20,7 +20,8 @@ from typing import Any
 from callrec.evidence.keys import DeviceKey, evidence_dir
 from callrec.evidence.ledger import Ledger, canonical
 
-MUTABLE_FIELDS = frozenset({"tags", "hold", "missing_since", "chain", "archived_at", "offloaded_at"})
+MUTABLE_FIELDS = frozenset({"tags", "hold", "missing_since", "chain", "archived_at", "offloaded_at",
+                            "clock_correction"})
 KINDS = ("call", "deleted", "hold", "release", "offloaded")
 
 

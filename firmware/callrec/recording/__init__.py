@@ -5,6 +5,7 @@ from callrec.recording.messages import (
     Archived,
     Audio,
     Begin,
+    ClockCorrected,
     Finish,
     Gap,
     Mark,
@@ -16,6 +17,6 @@ from callrec.recording.messages import (
 from callrec.recording.recorder import Recorder
 from callrec.recording.recover import Reconciled, list_quarantine, quarantine_dir, recover_all
 
-__all__ = ["Archived", "Audio", "Begin", "Finish", "Gap", "Mark", "Note", "Reconciled", "Recorder", "RecordingFailed",
+__all__ = ["Archived", "ClockCorrected", "Audio", "Begin", "Finish", "Gap", "Mark", "Note", "Reconciled", "Recorder", "RecordingFailed",
            "RecordingOpened", "StorageChanged", "day_dir", "list_quarantine", "quarantine_dir", "recordings_root",
            "recover_all"]

@@ -24,7 +24,7 @@ from callrec.events import Event, EventBus, utc_iso
 from callrec.evidence import Chain
 from callrec.privacy import Keeper, Recipients
 from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, sidecar_path, write_sidecar
-from callrec.recording.messages import Archived, Finish, Mark
+from callrec.recording.messages import Archived, ClockCorrected, Finish, Mark
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class Finisher:
         self.data_dir = data_dir
         self.fmt = fmt
         self.rate = rate
+        self._corrections: dict[str, dict[str, Any]] = {}   # clock corrections of calls not yet indexed
         self.index = index
         self.bus = bus
         self.chain = chain
@@ -133,6 +134,8 @@ class Finisher:
             try:
                 if isinstance(item, Mark):
                     self._mark(item)
+                elif isinstance(item, ClockCorrected):
+                    self._clock_corrected(item)
                 elif isinstance(item, Archived):
                     self.archived(item)
                 elif isinstance(item, EndedCall):
@@ -183,6 +186,8 @@ class Finisher:
         writer = job.writer
         record = dict(command.record)
         record["errors"] = list(record.get("errors", [])) + job.errors
+        if command.call_id in self._corrections:
+            record["clock_correction"] = self._corrections.pop(command.call_id)
         job.attempts += 1
         if job.lost_frames and job.attempts == 1:
             job.errors.append(f"{job.lost_frames / self.rate:.1f} s of audio could not be written "
@@ -319,6 +324,16 @@ class Finisher:
             return   # deleted meanwhile: the archive holds what was
         self.bus.emit(Event("recording.archived", record.get("line"), news.call_id, news.at, {
             "url": news.url, "key": news.key, "sha256": news.sha256, "bytes": news.bytes}))
+
+    def _clock_corrected(self, news: ClockCorrected) -> None:
+        """The record of a call made on an unsynchronised clock gains `clock_correction`; a call
+        still in progress gets it when it is indexed."""
+        correction = {"offset_s": round(news.offset_s, 3), "started_at": utc_iso(news.corrected_started),
+                      "measured_at": utc_iso(news.measured)}
+        try:
+            self.index.update(news.call_id, {"clock_correction": correction})
+        except (KeyError, ValueError):
+            self._corrections[news.call_id] = correction
 
     def _mark(self, mark: Mark) -> None:
         if not mark.reply.set_running_or_notify_cancel():

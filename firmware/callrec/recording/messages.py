@@ -78,6 +78,17 @@ class Archived:
     url: str
 
 
+@dataclass(frozen=True)
+class ClockCorrected:
+    """A call recorded while the wall clock was not synchronised, now that it is: by how much its
+    times were off (`offset_s`, add it to the recorded times) and its corrected start."""
+
+    call_id: str
+    offset_s: float
+    corrected_started: float
+    measured: float
+
+
 # ---- what the recorder tells the core ----------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from callrec.recording.finisher import EndedCall, Finisher, RecorderStats, descr
 from callrec.recording.messages import (
     Audio,
     Begin,
+    ClockCorrected,
     Finish,
     Gap,
     Mark,
@@ -106,7 +107,7 @@ class Recorder:
     def stats(self) -> RecorderStats:
         return self.finisher.stats
 
-    def submit(self, command: Begin | Audio | Gap | Note | Finish | Mark) -> None:
+    def submit(self, command: Begin | Audio | Gap | Note | Finish | Mark | ClockCorrected) -> None:
         with self._pending_cond:
             self._pending += 1
         self._queue.put(command)
@@ -196,7 +197,7 @@ class Recorder:
             writer = self._writers.pop(command.call_id, None)
             self._unopened.pop(command.call_id, None)
             self.finisher.submit(EndedCall(command, writer, self._lost.pop(command.call_id, 0)))
-        elif isinstance(command, Mark):
+        elif isinstance(command, Mark | ClockCorrected):
             self.finisher.submit(command)
 
     def _begin(self, command: Begin, missed: int = 0) -> None:

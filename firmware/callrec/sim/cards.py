@@ -76,9 +76,11 @@ class WallClock:
     line time. Scenario `clock_step` faults step it at a line time, by their `seconds`.
     """
 
-    def __init__(self, paced: bool, steps: list[tuple[float, float]]) -> None:
+    def __init__(self, paced: bool, steps: list[tuple[float, float]],
+                 unsynchronised: list[tuple[float, float]] | None = None) -> None:
         self._paced = paced
         self._steps = sorted(steps)
+        self._unsynchronised = list(unsynchronised or [])
         self._mono0: float | None = None
         self._fallback = time.monotonic()
         self._start_wall = time.time()
@@ -89,6 +91,12 @@ class WallClock:
         if self._mono0 is None:
             self._mono0 = time.monotonic() - t_end
         self._now_t = max(self._now_t, t_end)
+
+    def status(self) -> dict[str, object]:
+        """The clock port's twin: synchronised but while a `clock_unsynchronised` fault lasts."""
+        unsynced = any(at <= self._now_t < at + seconds for at, seconds in self._unsynchronised)
+        return {"synchronised": not unsynced, "source": "simulated", "offset_s": None if unsynced else 0.0,
+                "max_error_s": None}
 
     def wall_of(self, t: float) -> float:
         step = sum(seconds for at, seconds in self._steps if self._now_t >= at)

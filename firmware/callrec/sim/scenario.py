@@ -107,10 +107,12 @@ class LineModel(TomlModel):
 
 class FaultModel(TomlModel):
     """Hardware trouble at line time `at`: `capture_gone` unplugs the capture card for `seconds`;
-    `clock_step` steps the wall clock by `seconds` (negative: back), as NTP or a technician does."""
+    `clock_step` steps the wall clock by `seconds` (negative: back), as NTP or a technician does;
+    `clock_unsynchronised` makes the clock port say "not synchronised" for `seconds` (a Pi booted
+    without NTP: give a `clock_step` at its end for the correction NTP makes)."""
 
     at: float = Field(ge=0, allow_inf_nan=False, description="Line seconds when the fault starts")
-    kind: Literal["capture_gone", "clock_step"] = Field(description="What fails")
+    kind: Literal["capture_gone", "clock_step", "clock_unsynchronised"] = Field(description="What fails")
     seconds: float = Field(ge=-86400, le=86400, allow_inf_nan=False,
                            description="capture_gone: how long until it is back; clock_step: the step")
     line: int | None = Field(None, ge=1, le=4, description="The card of this line; unset: every card")
@@ -119,6 +121,8 @@ class FaultModel(TomlModel):
     def _positive_outage(self) -> FaultModel:
         if self.kind == "capture_gone" and not 0 < self.seconds <= 3600:
             raise ValueError("seconds: a capture_gone fault lasts more than 0 and at most 3600 s")
+        if self.kind == "clock_unsynchronised" and self.seconds <= 0:
+            raise ValueError("seconds: how long the clock stays unsynchronised, more than 0")
         return self
 
 

@@ -126,7 +126,8 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
     os.environ["ALSA_CONFIG_PATH"] = f"/usr/share/alsa/alsa.conf:{conf}"
     source = SimulatedLine([s.line for s in scenario.lines])
     lockstep = Lockstep([f"card{k}" for k in range(len(groups))], slack_frames=100 * period)
-    clock = WallClock(realtime, [(f.at, f.seconds) for f in scenario.faults if f.kind == "clock_step"])
+    clock = WallClock(realtime, [(f.at, f.seconds) for f in scenario.faults if f.kind == "clock_step"],
+                      [(f.at, f.seconds) for f in scenario.faults if f.kind == "clock_unsynchronised"])
     alsa = AlsaBackend()
     cards: list[SimCard] = []
     lines = []
@@ -162,7 +163,7 @@ def _prepare_in(config: Config, scenario: Scenario, *, realtime: bool, explicit_
         queue_size=0 if realtime else 16,
         finite=True,
         listeners=[card.on_event for card in cards],
-        clock_status=lambda: {"synchronised": True, "source": "simulated", "offset_s": 0.0, "max_error_s": None},
+        clock_status=clock.status,
     )
     return Simulation(sim_config, backend, backend_cards, source, workdir, pulse, owns_workdir=owns)
 

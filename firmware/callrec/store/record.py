@@ -107,6 +107,9 @@ class CallRecord(_Part):
                                                             "clipping, hum) and the measurements (docs/tap-health.md)")
     clock_trusted: bool | None = Field(None, description="The wall clock was synchronised when the call began "
                                                          "(null: not known)")
+    clock_correction: dict[str, Any] | None = Field(
+        None, description="Recorded while the clock was not synchronised; once it was: offset_s (add it to the "
+                          "recorded times), started_at (corrected), measured_at")
     recording: RecordingFile | None = None
     status: Status | None = None
     gaps: list[Gap] = Field(default_factory=list)
