@@ -17,6 +17,8 @@ from callrec.recording.messages import (
 from callrec.recording.recorder import Recorder
 from callrec.recording.recover import Reconciled, list_quarantine, quarantine_dir, recover_all
 
-__all__ = ["Archived", "ClockCorrected", "Audio", "Begin", "Finish", "Gap", "Mark", "Note", "Reconciled", "Recorder", "RecordingFailed",
-           "RecordingOpened", "StorageChanged", "day_dir", "list_quarantine", "quarantine_dir", "recordings_root",
-           "recover_all"]
+__all__ = [
+    "Archived", "ClockCorrected", "Audio", "Begin", "Finish", "Gap", "Mark", "Note", "Reconciled", "Recorder",
+    "RecordingFailed", "RecordingOpened", "StorageChanged", "day_dir", "list_quarantine", "quarantine_dir",
+    "recordings_root", "recover_all"
+]
