@@ -123,9 +123,18 @@ def console(rig: Rig, tmp_path: Path) -> Iterator[dict[str, Any]]:
     ptys.stop()
 
 
-def _login(terminal: Terminal, passphrase: str = PASSPHRASE) -> str:
+def _at_passphrase_prompt(terminal: Terminal) -> str:
+    """Enter wakes the console (an empty line is no attempt: it only asks again); then settle."""
     terminal.type("\r")
-    terminal.read_until("passphrase: ", timeout=15)
+    seen = terminal.read_until("passphrase: ", timeout=15)
+    time.sleep(0.5)
+    terminal.port.read(4096)   # the prompt asked again for the empty line
+    terminal.seen = ""
+    return seen
+
+
+def _login(terminal: Terminal, passphrase: str = PASSPHRASE) -> str:
+    _at_passphrase_prompt(terminal)
     terminal.type(passphrase + "\r")
     return terminal.read_until(PROMPT, timeout=10)
 
@@ -159,8 +168,7 @@ def test_a_scripted_technician_session_matches_its_golden_transcript(console: di
     def step(command: str, answer: str) -> None:
         transcript.extend([f"> {command}", _mask(answer, rig.work, console["ptys"].console.parent)])
 
-    terminal.type("\r")
-    step("<Enter>", terminal.read_until("passphrase: ", timeout=15))
+    step("<Enter>", _at_passphrase_prompt(terminal))
     terminal.type(PASSPHRASE + "\r")
     step("<passphrase>", terminal.read_until(PROMPT, timeout=10))
     status = terminal.run("status")
@@ -205,8 +213,7 @@ def test_a_scripted_technician_session_matches_its_golden_transcript(console: di
 def test_five_wrong_passphrases_lock_the_console_and_the_right_one_is_refused_while_locked(
         console: dict[str, Any], rig: Rig) -> None:
     terminal = console["terminal"]
-    terminal.type("\r")
-    terminal.read_until("passphrase: ", timeout=15)
+    _at_passphrase_prompt(terminal)
     for left in (4, 3, 2, 1):
         terminal.type(f"guess {left}\r")
         assert f"wrong passphrase ({left} tr" in terminal.read_until("passphrase: ", timeout=10)
@@ -215,7 +222,8 @@ def test_five_wrong_passphrases_lock_the_console_and_the_right_one_is_refused_wh
     terminal.type(PASSPHRASE + "\r")
     assert "the console is locked for" in terminal.read_until("passphrase: ", timeout=10)
     events = [e for e in _audit(rig.data) if e["who"] == f"console:{console['ptys'].console}"]
-    assert [e["action"] for e in events].count("console.login.failed") == 5
+    failed = [e for e in events if e["action"] == "console.login.failed"]
+    assert len(failed) == 6 and "locked_s" in failed[-1]["what"], "the attempt while locked is audited too"
     assert any(e["action"] == "console.locked" and e["what"]["seconds"] == 60 for e in events)
     assert not any(e["action"] == "console.login" for e in events)
 
@@ -227,8 +235,7 @@ def test_the_lockout_ends_and_the_right_passphrase_then_logs_in(rig: Rig, tmp_pa
     proc = start_console(ptys.console, rig.data, rig.socket, tmp_path / "console.log", "--config", str(config))
     terminal = Terminal(ptys.technician)
     try:
-        terminal.type("\r")
-        terminal.read_until("passphrase: ", timeout=15)
+        _at_passphrase_prompt(terminal)
         terminal.type("nope\rnope again\r")
         assert "locked for 1 s" in terminal.read_until("locked for 1 s", timeout=10)
         time.sleep(1.3)

@@ -247,6 +247,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from callrec.console import run_console
 
     source = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
+    source = source.absolute() if source is not None else None   # `config set` writes this very file
     try:
         config, problem = load_config(args), None
     except ConfigError as error:
@@ -264,7 +265,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
     return run_console(config, port=args.port, baud=args.baud, control_socket=args.control_socket,
                        config_source=str(source or "<built-in defaults>"), config_problem=problem,
-                       reload=reload if problem is None else None)
+                       reload=reload)
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:

@@ -125,22 +125,29 @@ def _validate(text: str, path: Path, extra_check: Callable[[Config], list[str]] 
 def _write(path: Path, old_text: str, new_text: str) -> Path | None:
     """The old file to FILE.bak, the new one in its place, each by write-fsync-rename."""
     backup = path.with_name(path.name + ".bak") if path.exists() else None
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o640
+    st = path.stat() if path.exists() else None
+    mode = st.st_mode & 0o7777 if st is not None else 0o640
+    owner = (st.st_uid, st.st_gid) if st is not None else None
     try:
         if backup is not None:
-            _atomic(backup, old_text, mode)
-        _atomic(path, new_text, mode)
+            _atomic(backup, old_text, mode, owner)
+        _atomic(path, new_text, mode, owner)
     except OSError as error:
         raise EditError(f"{path}: cannot write: {error.strerror or error} (the file is unchanged)") from None
     return backup
 
 
-def _atomic(path: Path, text: str, mode: int) -> None:
+def _atomic(path: Path, text: str, mode: int, owner: tuple[int, int] | None = None) -> None:
+    """Write-fsync-rename, keeping the mode and, where allowed, the owner and group (a file of
+    root:callrec 0640 written by root must stay readable by the service)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(text)
             out.flush()
+            if owner is not None:
+                with contextlib.suppress(PermissionError):
+                    os.fchown(out.fileno(), *owner)
             os.fchmod(out.fileno(), mode)
             os.fsync(out.fileno())
         os.replace(tmp, path)

@@ -21,6 +21,9 @@ def config_set(path: Path, key: str, raw: str) -> tuple[str, Config | None]:
     """Validated exactly as `check-config` does, then written with a backup; (answer, new config)."""
     from callrec.app import config_problems
 
+    if key.startswith("console."):
+        return (f"not changed: {key} decides who may use this console and what it may run; an administrator "
+                "changes it in the file (the passphrase with `callrec passwd`)"), None
     try:
         edit = set_key(path, key, parse_value(raw), extra_check=config_problems)
     except EditError as error:

@@ -65,6 +65,7 @@ class SerialConsole:
         self._commands = 0
         self._last_input = 0.0
         self._actor = f"console:{port}"
+        self._editor = LineEditor(prompt=PROMPT)
 
     @property
     def idle_timeout_s(self) -> float:
@@ -102,8 +103,7 @@ class SerialConsole:
         return port
 
     def _run(self, port: Any, stop: threading.Event) -> None:
-        editor = LineEditor(complete=lambda _text: self.shell.names(), prompt=PROMPT)
-        self._greet(port, editor)
+        self._greet(port)
         while not stop.is_set():
             data = port.read(port.in_waiting or 1)
             now = time.monotonic()
@@ -111,12 +111,19 @@ class SerialConsole:
                 if self._session_start is not None and now - self._last_input > self.idle_timeout_s:
                     self._end_session("idle")
                     _write(port, f"\nlogged out (no input for {self.idle_timeout_s / 60:.0f} min)\n")
-                    self._greet(port, editor)
+                    self._greet(port)
                 continue
             self._failures = 0
             self._last_input = now
             if self._session_start is None:
+                before = (self.gate.required, self.gate.closed)
+                self._reload_config()   # a passphrase set since the greeting applies to this session
+                if (self.gate.required, self.gate.closed) != before:
+                    _write(port, "\n(the console's settings have changed)\n")
+                    self._greet(port, reload=False)
+                    continue   # what was typed was meant for the old greeting
                 self._start_session()
+            editor = self._editor
             echo, lines = editor.feed(data[:MAX_READ_BYTES])
             if echo:
                 port.write(echo)
@@ -127,9 +134,12 @@ class SerialConsole:
 
     # ---- the session: greeting, login, lines -----------------------------------------------------
 
-    def _greet(self, port: Any, editor: LineEditor) -> None:
-        """What a technician sees at the port: who this is, and the way in (or why there is none)."""
-        self._reload_config()
+    def _greet(self, port: Any, *, reload: bool = True) -> None:
+        """What a technician sees at the port: who this is, and the way in (or why there is none).
+        Each session gets a fresh line editor: nothing typed or recalled crosses from the last one."""
+        if reload:
+            self._reload_config()
+        editor = self._editor = LineEditor(complete=lambda _text: self.shell.names(), prompt=PROMPT)
         _write(port, f"\ncallrec {__version__} console on {self.shell.config.device_name} ({self.port})\n")
         if self.gate.closed:
             _write(port, CLOSED + "\n")
@@ -179,6 +189,9 @@ class SerialConsole:
         self._command(port, editor, line, stop)
 
     def _login(self, port: Any, editor: LineEditor, passphrase: str) -> None:
+        if not passphrase:   # Enter to wake the console, or a stray CR of line noise: not an attempt
+            _write(port, "passphrase: ")
+            return
         attempt = self.gate.attempt(passphrase, time.monotonic())
         if attempt.ok:
             self._logged_in = True
@@ -200,6 +213,7 @@ class SerialConsole:
             _write(port, f"wrong passphrase, {self.gate.settings.max_failures} failures: the console is locked "
                          f"for {attempt.locked_s:.0f} s\npassphrase: ")
         else:
+            self._audit("console.login.failed", {"locked_s": round(attempt.locked_s)})
             _write(port, f"the console is locked for {attempt.locked_s:.0f} more s after too many wrong "
                          "passphrases\npassphrase: ")
 
@@ -214,7 +228,7 @@ class SerialConsole:
         if line.lower() in _EXIT_WORDS:
             _write(port, "bye\n")
             self._end_session(line.lower())
-            self._greet(port, editor)
+            self._greet(port)
             return
         answer = self.shell.execute(line)
         if isinstance(answer, Live):

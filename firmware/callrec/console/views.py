@@ -29,9 +29,12 @@ def gpio_rows(result: dict[str, Any]) -> list[list[Any]]:
     def level(value: bool | None, active: str, quiet: str) -> str:
         return "?" if value is None else (active if value else quiet)
 
-    return [[row["line"], f"GPIO{row['hook_pin']}", level(row.get("hook_raw"), "ACTIVE", "idle"),
+    def pin(number: int | None) -> str:
+        return f"GPIO{number}" if number is not None else "D-chan"   # an ISDN line has no sense pins
+
+    return [[row["line"], pin(row["hook_pin"]), level(row.get("hook_raw"), "ACTIVE", "idle"),
              "off-hook" if row.get("offhook") else "on-hook", row.get("hook_edges", 0),
-             f"GPIO{row['ring_pin']}", level(row.get("ring_raw"), "ACTIVE", "idle"),
+             pin(row["ring_pin"]), level(row.get("ring_raw"), "ACTIVE", "idle"),
              "ringing" if row.get("ringing") else "quiet", row.get("ring_edges", 0)]
             for row in result.get("lines", [])]
 

@@ -65,6 +65,8 @@ class Calls:
             preroll_s=0.0,
         )
         call.preroll_s = round((edge_frame - max(call.start_frame, line.preroll.start_frame)) / self.rate, 4)
+        if line.isdn is not None and line.isdn.get("direction") in ("inbound", "outbound"):
+            call.direction = str(line.isdn["direction"])   # the D-channel says, not the ring timing
         if call.direction == "inbound" and line.caller is not None:
             call.caller = line.caller   # before the state goes out: dashboards show who is calling
         line.caller = None

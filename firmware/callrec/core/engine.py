@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from typing import Any
 
 from callrec.audio import (
@@ -106,8 +107,12 @@ class Core:
             nd_max_offhook_s=config.hook.number_display_max_offhook_s,
         )
         capacity = int((config.audio.preroll_seconds + PREROLL_SLACK_S) * self.rate)
+        # An ISDN line's edges are the D-channel's messages, exact and final: no debounce to wait out,
+        # no hook flash (a new call right after a release is a new call), no Number Display exchange.
+        isdn = replace(settings, debounce_s=0.001, flash_min_s=0.0, flash_max_s=0.0, nd_enabled=False)
         self.lines = {
-            line.id: LineState(line.id, LineMonitor(line.id, settings), PreRoll(capacity))
+            line.id: LineState(line.id, LineMonitor(line.id, isdn if line.kind == "isdn_bri" else settings),
+                               PreRoll(capacity))
             for line in config.lines
         }
         if config.signals.enabled:
@@ -234,8 +239,9 @@ class Core:
         elif isinstance(item, RawEdge):
             line = self.lines.get(item.line)
             if line is not None:
+                if item.signal in line.raw and line.raw[item.signal] != item.active:
+                    line.edges[item.signal] = line.edges.get(item.signal, 0) + 1   # a change, not a report
                 line.raw[item.signal] = item.active
-                line.edges[item.signal] = line.edges.get(item.signal, 0) + 1
                 self._signals(line, line.monitor.edge(item))
         elif isinstance(item, IsdnInfo):
             line = self.lines.get(item.line)

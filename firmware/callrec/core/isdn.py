@@ -41,7 +41,7 @@ class IsdnFacts:
                 self.calls.answer(line, call, item.t, "isdn_connect")
                 call.far_end_answered_t = item.t
             if item.kind == "ended":
-                call.end_reason = _end_reason(facts, call.answered_t is not None)
+                call.end_reason = _end_reason(facts, bool(facts.get("answered")))   # CONNECT seen
         if item.kind in ("offered", "ended"):
             fields: dict[str, Any] = {"event": item.kind, **isdn_record(facts)}
             self.emit("line.isdn", line.id, call.call_id if call else None, item.t, **fields)

@@ -70,7 +70,8 @@ def _row(d: dict[str, Any]) -> str:
     return f"{start} {end}  {what}"
 
 
-PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1")}
+# classic pcap (both byte orders, us and ns) and pcapng, which the trace reader names and refuses clearly
+PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1", "0a0d0d0a")}
 
 
 def _is_pcap(path: str) -> bool:

@@ -117,10 +117,17 @@ class BriLines:
         return [IsdnInfo(tracked.line, t, kind, dict(tracked.fields))] if tracked is not None else []
 
     def _end(self, key: Any, signal: Any, t: float) -> list[LineInput]:
-        self._pending.pop(key, None)
+        pending = self._pending.pop(key, None)
         tracked = self._calls.pop(key, None)
+        cause = {"value": signal.cause, "text": signal.cause_text} if signal.cause is not None else None
         if tracked is None:
-            return []
+            if pending is None or not self.lines:
+                return []
+            # Refused before it had a B-channel (busy, no circuit): no call, but its trace, on the
+            # line of the channel it asked for (or the BRI's first line).
+            line = self.lines.get(pending.get("b_channel") or 0) or min(self.lines.values())
+            return [IsdnInfo(line, t, "ended", {**pending, "cause": cause,
+                                                "cleared_by_network": signal.cleared_by_network})]
         tracked.fields["cause"] = ({"value": signal.cause, "text": signal.cause_text}
                                    if signal.cause is not None else None)
         tracked.fields["cleared_by_network"] = signal.cleared_by_network
@@ -192,15 +199,13 @@ class IsdnLine:
         message = self._decoder.decode(frame)
         if message is None:
             return
-        with self._lock:
-            inputs = [i for s in self._calls.feed(message) for i in self._bri.feed(s)]
-        self._deliver(inputs)
+        with self._lock:   # delivered under the lock too: the timer's inputs never overtake a frame's
+            self._deliver([i for s in self._calls.feed(message) for i in self._bri.feed(s)])
 
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             with self._lock:
-                inputs = [i for s in self._calls.advance(self._clock()) for i in self._bri.feed(s)]
-            self._deliver(inputs)
+                self._deliver([i for s in self._calls.advance(self._clock()) for i in self._bri.feed(s)])
 
     def _deliver(self, inputs: list[LineInput]) -> None:
         sink = self._sink
