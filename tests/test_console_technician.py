@@ -52,7 +52,7 @@ def _write_config(work: Path, broker_port: int, *, device_id: str = "callrec-con
         f'device_id = "{device_id}"\n\n'
         f'[archive]\nurl = "file://{work / "archive"}"\n\n'
         f'[console]\nrestart_command = ["sh", "-c", "echo restarted >> {work / "restarted"}"]\n'
-        "reboot_command = [\"true\"]\n")
+        f'reboot_command = ["sh", "-c", "echo rebooted >> {work / "rebooted"}"]\n')
     done = subprocess.run([sys.executable, "-m", "callrec", "passwd", "--config", str(config)],
                           input=PASSPHRASE + "\n", text=True, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -308,3 +308,19 @@ def test_net_shows_addresses_route_and_that_broker_and_archive_answer(console: d
     assert re.search(r"^archive: reachable: file://.* answers", out, re.MULTILINE), out
     assert "usage: help [COMMAND]" in terminal.run("help help")
     assert "Validated exactly as `callrec check-config`" in terminal.run("help config")
+
+
+def test_reboot_asks_first_and_runs_only_on_yes(console: dict[str, Any], rig: Rig) -> None:
+    terminal = console["terminal"]
+    _login(terminal)
+    terminal.type("reboot\r")
+    assert "Type yes:" in terminal.read_until("Type yes: ", timeout=10)
+    terminal.type("no\r")
+    assert "cancelled" in terminal.read_until(PROMPT, timeout=10)
+    assert not (rig.work / "rebooted").exists()
+    terminal.type("reboot\r")
+    terminal.read_until("Type yes: ", timeout=10)
+    terminal.type("yes\r")
+    assert "reboot: done" in terminal.read_until(PROMPT, timeout=30)
+    assert (rig.work / "rebooted").read_text() == "rebooted\n"
+    assert any(e["action"] == "console.reboot" for e in _audit(rig.data))

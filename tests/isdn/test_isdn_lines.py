@@ -152,3 +152,19 @@ def test_check_config_names_a_b_channel_recorded_twice_and_missing_isdn_keys(tmp
     assert done.returncode == 1 and "dchannel and b_channel are for kind" in done.stderr
     done = _check(tmp_path, '[[lines]]\nid = 1\nring_gpio = 27\n')
     assert done.returncode == 1 and "an analog line needs hook_gpio" in done.stderr
+
+
+def test_a_preferred_channel_the_answer_changes_moves_the_ringing_to_that_line() -> None:
+    from callrec.isdn.trace import bearer_speech, called, calling, cause, channel, q931
+
+    tr = Trace()
+    tr.net(q931("SETUP", 5, False, bearer_speech(), channel(1, exclusive=False), calling("0311112222"),
+                called("0698765432")), ui=True, tei=127)
+    tr.user(q931("ALERTING", 5, True, channel(2)), tei=64)
+    tr.user(q931("CONNECT", 5, True), tei=64, dt=2.0)
+    tr.net(q931("DISCONNECT", 5, False, cause(16)), tei=64, dt=5.0)
+    inputs = trace_inputs(tr.frames, {1: 3, 2: 4}, start=0.0)
+    edges = [(i.line, i.signal, i.active) for i in inputs if isinstance(i, RawEdge)]
+    assert edges == [(3, "ring", True), (3, "ring", False), (4, "ring", True), (4, "ring", False), (4, "hook", True),
+                     (4, "hook", False)]
+    assert [i.fields["b_channel"] for i in inputs if isinstance(i, IsdnInfo) and i.kind == "ended"] == [2]

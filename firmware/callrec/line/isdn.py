@@ -68,6 +68,8 @@ class BriLines:
         if isinstance(signal, BriChannelAssigned):
             if key in self._pending and signal.b_channel is not None:
                 out += self._assign(key, signal.b_channel, t)
+            elif key in self._calls and signal.b_channel is not None:
+                out += self._move(key, signal.b_channel, t)
             return out
         if isinstance(signal, BriAlerting):
             return self._inform(key, "alerting", t)
@@ -111,6 +113,20 @@ class BriLines:
             tracked.offhook = True
             out.append(RawEdge(line, "hook", True, t))
         return out
+
+    def _move(self, key: Any, b_channel: int, t: float) -> list[LineInput]:
+        """A SETUP's channel was only preferred and the answer chose the other one: the ringing
+        moves to that B-channel's line (before the answer nothing has been recorded there)."""
+        tracked = self._calls[key]
+        if tracked.fields.get("b_channel") == b_channel or tracked.offhook:
+            return []
+        out: list[LineInput] = []
+        if tracked.ringing:
+            out.append(RawEdge(tracked.line, "ring", False, t))
+        del self._calls[key]
+        facts = dict(tracked.fields, b_channel=None)
+        self._pending[key] = facts
+        return out + self._assign(key, b_channel, t)
 
     def _inform(self, key: Any, kind: str, t: float) -> list[LineInput]:
         tracked = self._calls.get(key)
