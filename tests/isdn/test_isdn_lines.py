@@ -168,3 +168,41 @@ def test_a_preferred_channel_the_answer_changes_moves_the_ringing_to_that_line()
     assert edges == [(3, "ring", True), (3, "ring", False), (4, "ring", True), (4, "ring", False), (4, "hook", True),
                      (4, "hook", False)]
     assert [i.fields["b_channel"] for i in inputs if isinstance(i, IsdnInfo) and i.kind == "ended"] == [2]
+
+
+def test_the_live_tap_over_a_real_pty_gives_the_core_its_edges_and_facts() -> None:
+    """IsdnLine end to end: the tap's UART framing on a pty, decoded, tracked, delivered in order."""
+    import os
+    import threading
+    import time
+
+    from callrec.isdn import encode_frame
+    from callrec.line import IsdnLine
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+    os.close(slave)
+    got: list[object] = []
+    done = threading.Event()
+
+    def sink(item: object) -> None:
+        got.append(item)
+        if isinstance(item, RawEdge) and item.signal == "hook" and not item.active and len(got) > 4:
+            done.set()
+
+    line = IsdnLine(name, {1: 3, 2: 4})
+    line.start(sink)
+    try:
+        tr = Trace()
+        inbound_call(tr, b=1, talk_s=1.0)
+        time.sleep(0.5)
+        for n, frame in enumerate(tr.frames):
+            os.write(master, encode_frame(frame.data, bool(frame.from_network), 1000 + 10 * n))
+        assert done.wait(10), got
+    finally:
+        line.stop()
+        os.close(master)
+    edges = [(i.line, i.signal, i.active) for i in got if isinstance(i, RawEdge)]
+    assert edges[-4:] == [(3, "ring", True), (3, "ring", False), (3, "hook", True), (3, "hook", False)]
+    offered = next(i for i in got if isinstance(i, IsdnInfo))
+    assert offered.fields["calling"] == "0312345678"
