@@ -331,17 +331,23 @@ class Shell:
 
     # ---- the data directory, read directly ---------------------------------------------------------
 
-    def _calls(self, args: list[str]) -> str:
-        count = _count(args, 10, MAX_CALLS, "calls [N]")
+    def _index(self) -> Any:
+        """The call index for reading, or the sentence saying why there is none to read."""
         path = self.data_dir / "index.sqlite"
         if not path.exists():
             return f"no call index at {path} yet"
         from callrec.store import CallIndex
 
         try:
-            index = CallIndex(path, readonly=True)
+            return CallIndex(path, readonly=True)
         except StoreDamaged as damage:
             return f"the call index is damaged ({damage.reason}); the service rebuilds it at its next start"
+
+    def _calls(self, args: list[str]) -> str:
+        count = _count(args, 10, MAX_CALLS, "calls [N]")
+        index = self._index()
+        if isinstance(index, str):
+            return index
         with index:
             records = index.latest(count)
         if not records:
@@ -353,15 +359,9 @@ class Shell:
     def _call(self, args: list[str]) -> str:
         if len(args) != 1 or len(args[0]) > 128:
             raise UsageError("call CALL_ID  (ids are listed by `calls`)")
-        path = self.data_dir / "index.sqlite"
-        if not path.exists():
-            return f"no call index at {path} yet"
-        from callrec.store import CallIndex
-
-        try:
-            index = CallIndex(path, readonly=True)
-        except StoreDamaged as damage:
-            return f"the call index is damaged ({damage.reason}); the service rebuilds it at its next start"
+        index = self._index()
+        if isinstance(index, str):
+            return index
         with index:
             record = index.get(args[0])
         if record is None:

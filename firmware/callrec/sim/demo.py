@@ -101,12 +101,11 @@ def exchange_signals(line: int) -> tuple[np.ndarray, float]:
     return out / 32768.0, 13.5
 
 
-def speech(lines: list[str], path: Path, line: int) -> float:
-    """Write a line's audio: the exchange's signals, then the conversation; return its length."""
-    signals, talk_at = exchange_signals(line)
-    pieces: list[np.ndarray] = [signals[: int(talk_at * RATE)].astype(np.float32)]
+def conversation(lines: list[str]) -> list[np.ndarray]:
+    """The lines spoken in turn (two voices) with a pause after each, at the line's rate."""
     from callrec.audio import read_mono
 
+    pieces: list[np.ndarray] = []
     voice = shutil.which("espeak-ng")
     with tempfile.TemporaryDirectory() as scratch:
         for number, text in enumerate(lines):
@@ -118,6 +117,13 @@ def speech(lines: list[str], path: Path, line: int) -> float:
             else:
                 pieces.append(read_mono(ASSETS / "announcement_en.wav", RATE) * 0.5)
             pieces.append(np.zeros(int(0.6 * RATE), dtype=np.float32))
+    return pieces
+
+
+def speech(lines: list[str], path: Path, line: int) -> float:
+    """Write a line's audio: the exchange's signals, then the conversation; return its length."""
+    signals, talk_at = exchange_signals(line)
+    pieces = [signals[: int(talk_at * RATE)].astype(np.float32), *conversation(lines)]
     audio = np.concatenate(pieces)
     audio += np.random.default_rng(7).standard_normal(len(audio)).astype(np.float32) * 0.001  # line hiss
     soundfile.write(str(path), np.clip(audio, -1, 1), RATE, subtype="PCM_16")
@@ -127,20 +133,7 @@ def speech(lines: list[str], path: Path, line: int) -> float:
 def digital_speech(lines: list[str], path: Path, seconds: float) -> None:
     """A B-channel's audio: the conversation from 5 s on (after the answer), no exchange signals
     (on ISDN they are in the D-channel), `seconds` long."""
-    pieces: list[np.ndarray] = [np.zeros(int(5.0 * RATE), dtype=np.float32)]
-    voice = shutil.which("espeak-ng")
-    from callrec.audio import read_mono
-
-    with tempfile.TemporaryDirectory() as scratch:
-        for number, text in enumerate(lines):
-            if voice:
-                out = Path(scratch) / f"{number}.wav"
-                subprocess.run([voice, "-v", "en-us" if number % 2 == 0 else "en-gb", "-s", "160", "-w", str(out),
-                                text], check=True, capture_output=True)
-                pieces.append(read_mono(out, RATE) * 0.5)
-            else:
-                pieces.append(read_mono(ASSETS / "announcement_en.wav", RATE) * 0.5)
-            pieces.append(np.zeros(int(0.6 * RATE), dtype=np.float32))
+    pieces = [np.zeros(int(5.0 * RATE), dtype=np.float32), *conversation(lines)]
     audio = np.concatenate(pieces)[: int(seconds * RATE)]
     audio = np.concatenate([audio, np.zeros(int(seconds * RATE) - len(audio), dtype=np.float32)])
     audio += np.random.default_rng(11).standard_normal(len(audio)).astype(np.float32) * 0.0005
