@@ -54,6 +54,7 @@ from callrec.store import CallIndex
 log = logging.getLogger(__name__)
 
 PROBE_EVERY_S = 5.0        # while storage fails and no call writes, test it this often
+REOPEN_EVERY_S = 1.0       # a call going unrecorded tries to open its file this often: each second is lost audio
 PROBE_BYTES = 64 * 1024
 
 
@@ -99,6 +100,7 @@ class Recorder:
         self._storage_problem: str | None = None
         self._wrote_since_failure = False
         self._next_probe = 0.0
+        self._next_reopen = 0.0
         self._unopened: dict[str, tuple[Begin, int]] = {}   # calls whose part could not be made yet
 
     # ---- the core's side -----------------------------------------------------------------------
@@ -228,10 +230,10 @@ class Recorder:
             if unopened is None:
                 return
             begin, missed = unopened
-            if time.monotonic() < self._next_probe:   # try again as often as the storage probe
+            if time.monotonic() < self._next_reopen:   # not on every period: a full disk refuses fast, but fsync may not
                 self._unopened[call_id] = (begin, missed + len(samples))
                 return
-            self._next_probe = time.monotonic() + PROBE_EVERY_S
+            self._next_reopen = time.monotonic() + REOPEN_EVERY_S
             try:
                 self._begin(begin, missed)
             except OSError:
