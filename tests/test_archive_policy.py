@@ -86,3 +86,35 @@ def test_retention_reaches_the_archive_only_with_apply_retention(tmp_path):
         left = sorted(archive.rglob("*.flac"))
         assert left == ([] if apply else flacs), (apply, left)
         assert callrec("verify", "--archive", f"file://{archive}", "--config", str(config)).returncode == 0
+
+
+def test_a_crash_between_a_ledger_segment_and_its_note_does_not_repeat_the_chain_in_the_archive(tmp_path):
+    """kill -9 after a chain segment was put but before the queue noted it, while the chain grew: the
+    next start finds the segment in the archive and goes on after it (write-once storage could not
+    replace it, and a second segment from the same entry would repeat the chain)."""
+    from callrec.archive.office import SEGMENT
+    from callrec.archive.queue import ArchiveQueue
+
+    noise_wav(tmp_path / "line1.wav", 6, seed=3)
+    (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "line1.wav", "events": [
+        (0.5, "hook", "off"), (3.5, "hook", "on")]}]))
+    archive = tmp_path / "archive"
+    config = tmp_path / "c.toml"
+    config.write_text(f'[mqtt]\ndevice_id = "d1"\n[archive]\nurl = "file://{archive}"\n')
+    offline = tmp_path / "offline.toml"
+    offline.write_text('[mqtt]\ndevice_id = "d1"\n')
+    data = tmp_path / "data"
+    assert callrec("simulate", str(tmp_path / "s.toml"), "--data", str(data), "--config", str(config)).returncode == 0
+    queue = ArchiveQueue(data / "archive.sqlite")   # the crash: the archive holds the segment, the queue does not know
+    assert queue.ledger_seq("chain") > 0
+    queue.set_ledger_seq("chain", 0)
+    queue.close()
+    # the chain grows before the uploader runs again (a call recorded while it was down)
+    assert callrec("simulate", str(tmp_path / "s.toml"), "--data", str(data), "--config", str(offline)).returncode == 0
+    sync = callrec("archive", "sync", "--once", "--data", str(data), "--config", str(config))
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    segments = sorted(p.name for p in (archive / "d1" / "chain").iterdir())
+    starts = [int(m.group(2)) for name in segments if (m := SEGMENT.match(name)) and m.group(1) == "chain"]
+    assert len(starts) == 2 and len(set(starts)) == 2, segments
+    check = callrec("verify", "--archive", f"file://{archive}", "--config", str(config))
+    assert check.returncode == 0, check.stdout

@@ -12,13 +12,17 @@ import pytest
 from conftest import noise_wav, scenario_toml
 
 
-def _simulate(tmp_path: Path, faults: str, lines: list[dict]) -> dict[int, list[dict]]:
+def _simulate(tmp_path: Path, faults: str, lines: list[dict],
+              events: list[dict] | None = None) -> dict[int, list[dict]]:
+    """Run the scenario; the call records by line (and the events printed, into `events`)."""
     for line in lines:
         noise_wav(tmp_path / line["audio"], 40, seed=line["line"])
     (tmp_path / "s.toml").write_text(scenario_toml(lines) + faults)
     done = subprocess.run([sys.executable, "-m", "callrec", "simulate", str(tmp_path / "s.toml"), "--data",
                            str(tmp_path / "data")], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
+    if events is not None:
+        events.extend(map(json.loads, done.stdout.splitlines()))
     listing = subprocess.run([sys.executable, "-m", "callrec", "calls", "list", "--json", "--data",
                               str(tmp_path / "data")], capture_output=True, text=True, check=True)
     records: dict[int, list[dict]] = {}
@@ -30,11 +34,12 @@ def _simulate(tmp_path: Path, faults: str, lines: list[dict]) -> dict[int, list[
 def test_calls_before_the_clock_synchronised_are_marked_then_annotated_with_the_offset(tmp_path: Path) -> None:
     faults = ('\n[[fault]]\nat = 0.0\nkind = "clock_unsynchronised"\nseconds = 15.0\n'
               '\n[[fault]]\nat = 15.0\nkind = "clock_step"\nseconds = 3600.0\n')
+    events: list[dict] = []
     records = _simulate(tmp_path, faults, [
         {"line": 1, "audio": "l1.wav", "events": [(1.0, "hook", "off"), (10.0, "hook", "on"),
                                                   (22.0, "hook", "off"), (27.0, "hook", "on")]},
         {"line": 2, "audio": "l2.wav", "events": [(12.0, "hook", "off"), (30.0, "hook", "on")]},
-    ])
+    ], events)
     before, after = records[1]
     during = records[2][0]
     assert before["clock_trusted"] is False and during["clock_trusted"] is False
@@ -46,6 +51,15 @@ def test_calls_before_the_clock_synchronised_are_marked_then_annotated_with_the_
     verify = subprocess.run([sys.executable, "-m", "callrec", "verify", "--data", str(tmp_path / "data")],
                             capture_output=True, text=True, check=False)
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    # every event says whether its `ts` can be believed: those of the calls made before the sync not
+    assert all(isinstance(e["clock_trusted"], bool) for e in events), [e for e in events if "clock_trusted" not in e]
+    def trust(record: dict, types: tuple[str, ...]) -> set[bool]:
+        return {e["clock_trusted"] for e in events if e["call_id"] == record["call_id"] and e["type"] in types}
+
+    assert trust(before, ("call.started", "call.ended")) == {False}
+    assert trust(during, ("call.started",)) == {False}, "begun before the sync"
+    assert trust(during, ("call.ended",)) == {True}, "ended after it"
+    assert trust(after, ("call.started", "call.ended")) == {True}
 
 
 @pytest.mark.parametrize("step", [3600.0, -3600.0])

@@ -43,9 +43,16 @@ class DeviceArchive:
         return [key for _, key in sorted(found)]
 
     def ledger_lines(self, name: str) -> list[bytes]:
+        """The ledger's lines in order. Segments that overlap (a device that crashed between shipping
+        a segment and noting it, before it learnt to resume) repeat entries byte for byte: a repeat is
+        read once; an entry that differs from the one of the same place stays, for the check to name."""
         lines: list[bytes] = []
+        seen: set[bytes] = set()
         for key in self.segments(name):
-            lines += [line + b"\n" for line in self.target.get(key).splitlines() if line.strip()]
+            for line in self.target.get(key).splitlines():
+                if line.strip() and line not in seen:
+                    seen.add(line)
+                    lines.append(line + b"\n")
         return lines
 
     def entries(self) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from callrec.archive.office import SEGMENT
 from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveRefused, ArchiveTarget, Stored
 from callrec.archive.queue import ArchiveQueue
 from callrec.config import ArchiveConfig
@@ -72,6 +73,7 @@ class Uploader:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._resumed: set[str] = set()   # ledgers checked for a segment put just before a crash
 
     # ---- feeding --------------------------------------------------------------------------------
 
@@ -196,6 +198,9 @@ class Uploader:
 
     def _ship_ledger(self, name: str, path: Path) -> None:
         done = self.queue.ledger_seq(name)
+        if name not in self._resumed:
+            done = self._resume_ledger(name, done)
+            self._resumed.add(name)
         lines: list[str] = []
         last = done
         try:
@@ -216,6 +221,22 @@ class Uploader:
             return
         self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl", "".join(lines).encode())
         self.queue.set_ledger_seq(name, last)
+
+    def _resume_ledger(self, name: str, done: int) -> int:
+        """After a crash between a segment's put and the queue's note of it, the archive already holds
+        the segment that starts at `done + 1`: take its end as shipped, so the next segment follows it
+        instead of repeating it (write-once storage could not replace it, and the office's chain would
+        hold those entries twice). Asked once per ledger per start, the only time it can happen."""
+        ends = [int(match.group(3)) for key in self.target.list(f"{self.device_id}/chain")
+                if (match := SEGMENT.match(key.rsplit("/", 1)[-1])) is not None
+                and match.group(1) == name and int(match.group(2)) == done + 1]
+        if not ends:
+            return done
+        last = max(ends)
+        log.info("archive: the %s segment from %d to %d was put before a restart; going on after it", name,
+                 done + 1, last)
+        self.queue.set_ledger_seq(name, last)
+        return last
 
     # ---- failures and alarms --------------------------------------------------------------------
 

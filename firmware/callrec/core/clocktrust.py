@@ -37,6 +37,22 @@ class CoreClock:
             self.observe(t, force=True)
         return self._trust.stamp(call_id, t, wall).trusted
 
+    def trusted(self, t: float) -> bool | None:
+        """Whether the wall clock is synchronised at core time `t`, for an event made then; None with
+        no clock port (nothing can say)."""
+        if self._status is None:
+            return None
+        if not self._observed:
+            self.observe(t, force=True)
+        return self._trust.trusted_now()
+
+    def current(self) -> bool | None:
+        """The last verdict, for events made off the core's thread (the recorder's, the archive's):
+        they have no core time of their own, and reading the port there would race the core."""
+        if self._status is None or not self._observed:
+            return None
+        return self._trust.trusted_now()
+
     def observe(self, now: float, *, force: bool = False) -> None:
         if self._status is None or (now < self._next and not force):
             return

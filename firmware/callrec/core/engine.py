@@ -126,6 +126,7 @@ class Core:
         self.calls.health = self.health
         self.clock_trust = CoreClock(clock_status, wall_of, recorder)
         self.calls.clock_stamp = self.clock_trust.stamp
+        bus.use_clock(self.clock_trust.current)
         self.progress = CallProgress(config, self._emit, self.calls, self.display)
         self.commands = Commands(self.lines, players, announcement, self.calls, recorder, self.rate, config)
         self._queue: queue.Queue[object] = queue.Queue()
@@ -401,4 +402,4 @@ class Core:
                 self.calls.end(line, line.t_end)
 
     def _emit(self, type_: str, line: int | None, call_id: str | None, t: float, **fields: Any) -> None:
-        self.bus.emit(Event(type_, line, call_id, self.wall_of(t), fields))
+        self.bus.emit(Event(type_, line, call_id, self.wall_of(t), fields, self.clock_trust.trusted(t)))

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from callrec.events.model import Event, StampedEvent
@@ -42,6 +43,12 @@ class EventBus:
         self._held_dropped = 0
         self._last_seq = journal.last_seq()
         self._journal_error: str | None = None
+        self._clock_trusted: Callable[[], bool | None] = lambda: None
+
+    def use_clock(self, trusted: Callable[[], bool | None]) -> None:
+        """Who says whether the wall clock is synchronised now: every event carries it (`clock_trusted`),
+        so a dashboard or an auditor knows which timestamps to believe."""
+        self._clock_trusted = trusted
 
     def subscribe(self, listener: Listener) -> None:
         with self._lock:
@@ -53,6 +60,8 @@ class EventBus:
         return len(self._held)
 
     def emit(self, event: Event) -> StampedEvent:
+        if event.clock_trusted is None:
+            event = replace(event, clock_trusted=self._trust())
         with self._lock:
             stamped = self._stamp(event)
             self._tell(stamped)
@@ -119,7 +128,7 @@ class EventBus:
         alarm = StampedEvent(self._last_seq, Event("alarm.raised", None, None, time.time(), {
             "id": ALARM_JOURNAL, "kind": "storage",
             "message": f"the event journal cannot be written ({error}); events are kept in memory "
-                       f"(at most {HELD_MAX}) and published once it can"}))
+                       f"(at most {HELD_MAX}) and published once it can"}, self._trust()))
         self._hold(alarm)
         self._tell(alarm)
 
@@ -130,12 +139,19 @@ class EventBus:
                  f"; {dropped} held event(s) were dropped meanwhile" if dropped else "")
         try:
             stamped = self.journal.append(Event("alarm.cleared", None, None, time.time(),
-                                                {"id": ALARM_JOURNAL, "kind": "storage"}))
+                                                {"id": ALARM_JOURNAL, "kind": "storage"}, self._trust()))
         except (sqlite3.Error, OSError) as error:
             self._journal_failed(error)
             return
         self._last_seq = stamped.seq
         self._tell(stamped)
+
+    def _trust(self) -> bool | None:
+        try:
+            return self._clock_trusted()
+        except Exception:  # the clock's verdict is a label: never a reason to lose the event
+            log.exception("clock trust unavailable")
+            return None
 
     def _safe_last_seq(self) -> int:
         try:

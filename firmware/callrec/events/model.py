@@ -53,6 +53,8 @@ class Event:
     """An event before it is stamped: what happened, on which line, for which call.
 
     `wall` is the wall-clock time the event describes (seconds since the epoch); it becomes `ts`.
+    `clock_trusted` says whether that wall clock was synchronised then (None: no clock port says);
+    an emitter that knows leaves it set, the bus fills it for those that do not.
     """
 
     type: str
@@ -60,6 +62,7 @@ class Event:
     call_id: str | None = None
     wall: float = 0.0
     fields: dict[str, Any] = field(default_factory=dict)
+    clock_trusted: bool | None = None
 
     def __post_init__(self) -> None:
         if self.type not in EVENT_TYPES:
@@ -81,6 +84,7 @@ class StampedEvent:
             "type": self.event.type,
             "line": self.event.line,
             "call_id": self.event.call_id,
+            "clock_trusted": self.event.clock_trusted,
         }
         payload.update(self.event.fields)
         return payload

@@ -230,7 +230,7 @@ class Recorder:
             if unopened is None:
                 return
             begin, missed = unopened
-            if time.monotonic() < self._next_reopen:   # not on every period: a full disk refuses fast, but fsync may not
+            if time.monotonic() < self._next_reopen:   # not every period: a full disk refuses fast, fsync may not
                 self._unopened[call_id] = (begin, missed + len(samples))
                 return
             self._next_reopen = time.monotonic() + REOPEN_EVERY_S

@@ -156,7 +156,8 @@ class Journal:
         kept it in memory): it is stored under the number it was published with.
         """
         body = json.dumps(
-            {"type": event.type, "line": event.line, "call_id": event.call_id, "fields": event.fields},
+            {"type": event.type, "line": event.line, "call_id": event.call_id, "fields": event.fields,
+             "clock_trusted": event.clock_trusted},
             separators=(",", ":"),
             ensure_ascii=False,
         )
@@ -228,4 +229,5 @@ def _damage_message(text: str) -> bool:
 def _row_to_event(row: tuple[int, float, str]) -> StampedEvent:
     seq, ts, body = row
     data = json.loads(body)
-    return StampedEvent(seq, Event(data["type"], data["line"], data["call_id"], ts, data["fields"]))
+    return StampedEvent(seq, Event(data["type"], data["line"], data["call_id"], ts, data["fields"],
+                                   data.get("clock_trusted")))   # journals from before clock trust: unknown
