@@ -134,11 +134,12 @@ class LiveService:
         self.proc.wait(timeout=10)
 
 
-def start_live_service(work: Path) -> LiveService:
+def start_live_service(work: Path, *extra: str) -> LiveService:
     """`callrec simulate --realtime`: line 1 off-hook at 1 s, on-hook at 40 s; line 2 idle throughout.
 
     A stale socket is left at the control socket's path first, as a killed service would, so every
-    test that reaches the service also shows that the stale file was replaced.
+    test that reaches the service also shows that the stale file was replaced. `extra` goes to
+    `callrec simulate` (`--work DIR` keeps the simulated cards' files, what was played among them).
     """
     work.mkdir(parents=True, exist_ok=True)
     noise_wav(work / "line1.wav", CALL_ONHOOK_S + 5, seed=1)
@@ -153,7 +154,7 @@ def start_live_service(work: Path) -> LiveService:
     events, stderr = work / "events.jsonl", work / "service.log"
     with open(events, "wb") as out, open(stderr, "wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "callrec", "simulate", str(work / "scenario.toml"),
-                                 "--data", str(data), "--realtime"], stdout=out, stderr=err)
+                                 "--data", str(data), "--realtime", *extra], stdout=out, stderr=err)
     call_ids: list[str] = []
 
     def call_started() -> bool:

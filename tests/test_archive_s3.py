@@ -12,9 +12,6 @@ import pytest
 from conftest import callrec, noise_wav, scenario_toml
 from s3_support import rgw  # noqa: F401 - fixture
 
-# One Ceph cluster for the module: under xdist all of it runs on one worker (--dist loadgroup).
-pytestmark = pytest.mark.xdist_group("rgw")
-
 DEVICE = "hq-1"
 
 

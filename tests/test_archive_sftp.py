@@ -175,12 +175,15 @@ def test_a_refused_login_is_an_alarm_and_the_local_copies_stay(tmp_path, sshd): 
 
 
 def test_local_copies_go_only_once_archived_and_old_enough_and_never_while_held(tmp_path, sshd):  # noqa: F811
-    config = _config(tmp_path, sshd, "keep_local_days = 0.0\n")
+    config = _config(tmp_path, sshd)   # local copies kept: both calls archived and still here
     data = tmp_path / "data"
     assert callrec("simulate", str(_scenario(tmp_path, 2)), "--data", str(data), "--config",
                    str(config)).returncode == 0
     first, second = _records(data)
+    assert first.get("archived_at") and second.get("archived_at")
+    assert not first.get("offloaded_at") and not second.get("offloaded_at")
     assert callrec("hold", first["call_id"], "--reason", "claim", "--data", str(data)).returncode == 0
+    config = _config(tmp_path, sshd, "keep_local_days = 0.0\n")   # now they are old enough to go
     again = callrec("simulate", str(_scenario(tmp_path, 1)), "--data", str(data), "--config", str(config))
     assert again.returncode == 0, again.stderr
     records = {r["call_id"]: r for r in _records(data)}

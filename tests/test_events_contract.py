@@ -8,7 +8,7 @@ from pathlib import Path
 from callrec.events import EVENT_TYPES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
-ENVELOPE = {"v", "seq", "ts", "type", "line", "call_id"}
+ENVELOPE = {"v", "seq", "ts", "type", "line", "call_id", "clock_trusted"}
 
 
 def documented() -> dict[str, set[str]]:

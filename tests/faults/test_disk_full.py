@@ -24,14 +24,14 @@ LOUD = 0.3   # noise that FLAC cannot shrink much: the disk fills as it would wi
 def _fill(disk: Path, leave: int = 0) -> Path:
     """Fill the disk up to `leave` free bytes with a file that can be deleted later."""
     filler = disk / "filler"
-    with open(filler, "wb") as handle:
-        block = b"\1" * 65536
-        try:
-            while True:
-                handle.write(block)
-                handle.flush()
-        except OSError:
-            pass
+    with open(filler, "wb", buffering=0) as handle:
+        for size in (65536, 4096, 1):   # to the last byte: a few KB left would take a call's first seconds
+            block = b"\1" * size
+            try:
+                while True:
+                    handle.write(block)
+            except OSError:
+                pass
     if leave:
         size = filler.stat().st_size
         with open(filler, "r+b") as handle:

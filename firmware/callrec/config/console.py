@@ -23,7 +23,7 @@ class ConsoleConfig(TomlModel):
     passphrase_hash: str | None = Field(
         None, description="scrypt hash of the technician passphrase; written by `callrec passwd`, never by hand")
     open: bool = Field(False, description="Allow a console with no passphrase (every session says so)")
-    idle_logout_s: float = Field(600.0, ge=30, le=86400, description="Log out after this long without input")
+    idle_logout_s: float = Field(600.0, ge=1, le=86400, description="Log out after this long without input")
     max_failures: int = Field(5, ge=1, le=100, description="Wrong passphrases before the console locks")
     lockout_s: float = Field(60.0, ge=1, le=3600, description="How long the console stays locked")
     restart_command: tuple[str, ...] = Field(

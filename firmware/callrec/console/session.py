@@ -110,7 +110,7 @@ class SerialConsole:
             if not data:
                 if self._session_start is not None and now - self._last_input > self.idle_timeout_s:
                     self._end_session("idle")
-                    _write(port, f"\nlogged out (no input for {self.idle_timeout_s / 60:.0f} min)\n")
+                    _write(port, f"\nlogged out (no input for {_duration(self.idle_timeout_s)})\n")
                     self._greet(port)
                 continue
             self._failures = 0
@@ -142,6 +142,8 @@ class SerialConsole:
         editor = self._editor = LineEditor(complete=lambda _text: self.shell.names(), prompt=PROMPT)
         _write(port, f"\ncallrec {__version__} console on {self.shell.config.device_name} ({self.port})\n")
         if self.gate.closed:
+            log.warning("console on %s is closed: no console.passphrase_hash is set (`callrec passwd`) and "
+                        "console.open is not true", self.port)
             _write(port, CLOSED + "\n")
             if self.shell.config_problem:
                 _write(port, "The configuration file is not usable:\n" + self.shell.config_problem + "\n")
@@ -285,6 +287,13 @@ class SerialConsole:
     def _audit(self, kind: str, fields: dict[str, Any]) -> None:
         if self.audit is not None:
             self.audit.try_record(kind, self._actor, fields)
+
+
+def _duration(seconds: float) -> str:
+    """10 min, 90 s, 2 s: how long the idle logout waited, as its setting says it."""
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def _write(port: Any, text: str) -> None:

@@ -131,8 +131,9 @@ class Device(Protocol):
         ...
 
     def command(self, name: str, args: dict[str, Any], *, actor: str = "unknown") -> dict[str, Any]:
-        """Run a named command (`ping`, `announcement.test`, `recording.pause`, `recording.resume`,
-        `call.mark`, `levels`). Returns extra result fields; raises CommandError when refused.
+        """Run a named command (`ping`, `announcement.test`, `tone.test`, `recording.pause`,
+        `recording.resume`, `call.mark`, `levels`). Returns extra result fields; raises CommandError
+        when refused.
 
         `levels` returns `{"lines": [{"line", "rms_dbfs", "peak_dbfs", "window_s"}, ...]}`: what each
         line carried over the last 0.2 s (for the console's live level display). `actor` says who
