@@ -42,6 +42,10 @@ class Check:
     detail: str
 
 
+TAP_FAIL = ("tap_zero", "tap_silent", "dead_line", "hook_stuck")   # the line is not being recorded as it should
+TAP_WARN = ("tap_one_sided", "tap_clipping", "tap_hum")           # the last call was suspect
+
+
 class SelfTest:
     def __init__(self, config: Config, command: Callable[[str, dict[str, Any]], dict[str, Any]],
                  alarms: Callable[[], list[dict[str, Any]]], line_states: Callable[[], list[dict[str, Any]]],
@@ -55,8 +59,8 @@ class SelfTest:
 
     def run(self) -> dict[str, Any]:
         checks: list[Check] = []
-        for step in (self._sound_card, self._playback, self._gpio, self._disk, self._store, self._broker,
-                     self._archive, self._clock_check):
+        for step in (self._sound_card, self._playback, self._gpio, self._tap_health, self._disk, self._store,
+                     self._broker, self._archive, self._clock_check):
             try:
                 checks += step()
             except Exception as error:   # one broken check must not hide the others
@@ -160,6 +164,29 @@ class SelfTest:
                 ring = "ringing" if row["ringing"] else "quiet"
                 checks.append(Check(name, "PASS", f"{pins}: {hook}, ring {ring} ({row['hook_edges']} hook and "
                                                   f"{row['ring_edges']} ring edges so far)"))
+        return checks
+
+    def _tap_health(self) -> list[Check]:
+        """What the tap-health watch holds against each line now (docs/tap-health.md): a line that is
+        digital zero, silent in a call, dead or stuck off-hook fails; a suspect last call (one side,
+        clipping, hum) warns, since the wiring may be right and that call odd."""
+        raised: dict[int, list[dict[str, Any]]] = {}
+        for alarm in self._alarms():
+            if alarm.get("line") is not None and alarm.get("kind") in TAP_FAIL + TAP_WARN:
+                raised.setdefault(int(alarm["line"]), []).append(alarm)
+        checks = []
+        for line in self.config.lines:
+            name = f"tap health line {line.id}"
+            alarms = raised.get(line.id, [])
+            failing = [a for a in alarms if a.get("kind") in TAP_FAIL]
+            if alarms:
+                checks.append(Check(name, "FAIL" if failing else "WARN",
+                                    "; ".join(str(a.get("message") or a.get("id")) for a in failing or alarms)))
+            elif not self.config.health.enabled:
+                checks.append(Check(name, "WARN", "the tap-health watch is off ([health] enabled = false)"))
+            else:
+                checks.append(Check(name, "PASS", "no tap-health alarm (silence, one side, clipping, hum, zero "
+                                                  "audio, dead line, stuck hook)"))
         return checks
 
     def _disk(self) -> list[Check]:

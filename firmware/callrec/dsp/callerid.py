@@ -234,8 +234,8 @@ class _Message:
 class CallerIdDetector:
     """FSK caller ID on a line: Bell 202, ETSI V.23 and NTT, told apart by carrier and framing."""
 
-    def __init__(self) -> None:
-        self._rx = FskReceiver()
+    def __init__(self, *, gate: bool = True) -> None:
+        self._rx = FskReceiver(gate=gate)
         self._n_in = 0
         self._t_base = 0.0
         self._msg: _Message | None = None

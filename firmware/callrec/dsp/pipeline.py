@@ -20,17 +20,19 @@ from .tones import ToneDetector
 class LineDsp:
     """DTMF, caller ID (FSK and DTMF CLIP) and call-progress tones for one line of `region`."""
 
-    def __init__(self, region: str = "JP", batch: int = 480) -> None:
+    def __init__(self, region: str = "JP", batch: int = 480, *, gate: bool = True) -> None:
         self.region = region
         self.batch = batch
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
         self._pending_t0 = 0.0
         self.analysed_until = 0.0   # line time up to which every detector has run
-        self.dtmf = DtmfDetector(REGION_PROFILES[region])
-        self.caller_id = CallerIdDetector()
+        # Each detector skips what it cannot find anything in (quiet audio, no carrier), with the
+        # same result: an idle line is quiet most of the day, at 50 periods a second.
+        self.dtmf = DtmfDetector(REGION_PROFILES[region], gate=gate)
+        self.caller_id = CallerIdDetector(gate=gate)
         self.clip = DtmfClipParser()
-        self.tones = ToneDetector(region)
+        self.tones = ToneDetector(region, gate=gate)
 
     def feed(self, samples: np.ndarray, t0: float) -> list[Detection]:
         """One period (any length, typically 160 samples = 20 ms) of int16 8 kHz audio at `t0` s."""

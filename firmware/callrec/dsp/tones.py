@@ -49,10 +49,11 @@ class ToneDetector:
     """Feed 8 kHz int16 audio of one line; get tone detections for the region's plan."""
 
     def __init__(self, region: str | RegionProfile = "US", *, min_level_dbm0: float = -40.0,
-                 fraction: float = 0.7, min_bursts: int = 2) -> None:
+                 fraction: float = 0.7, min_bursts: int = 2, gate: bool = True) -> None:
         profile = PROFILES[region] if isinstance(region, str) else region
         self.region = profile.name
         self.min_bursts = min_bursts
+        self.gate = gate   # skip the frame walk in silence (same result; off only to prove that)
         self._fraction = fraction
         self._thr = dbm0_to_power(min_level_dbm0)
         sigs: dict[tuple[float, ...], _Sig] = {}
@@ -119,6 +120,9 @@ class ToneDetector:
                 labels[loud[better]] = k
                 best = np.where(better, s, best)
         out: list[Detection] = []
+        if self.gate and not len(loud) and all(s.burst is None and s.active is None for s in self._sigs):
+            self._frame += nf   # silence, no burst open, no tone on: each frame's step would do nothing
+            return out
         for lab in labels.tolist():
             self._step(lab, out)
         return out
