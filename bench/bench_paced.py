@@ -5,9 +5,10 @@
 Unpaced simulation hands the audio over in 1 s batches and hides what a Pi pays: 50 periods a
 second per line, around the clock. Here `callrec simulate --realtime` runs at wall-clock pace
 through the private PulseAudio the tests use (its own CPU is not counted: PulseAudio stands in for
-the sound card), idle and in a call, for a short and a long run; the difference between the two
-is the marginal cost, so start-up and shut-down cancel. The reference in the same run is
-`arecord | flac` once per line, paced the same way (alsa-lib's file plugin over the same PulseAudio
+the sound card), idle (the line's noise floor) and in a call (speech-like audio), for a short
+and a long run; the difference between the two is the marginal cost, so start-up and shut-down
+cancel. The reference in the same run is `arecord | flac` once per line on the same audio, paced
+the same way (alsa-lib's file plugin over the same PulseAudio
 null sink). CPU is read from /proc for every process of the tree but PulseAudio; RSS is the largest
 VmHWM of the callrec process.
 """
@@ -37,25 +38,40 @@ def _cpu(pid: int) -> tuple[str, float] | None:
     return comm, (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def run_paced(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(CPU seconds of the tree but PulseAudio, peak RSS MiB of the top process), polling /proc."""
+STEADY_AFTER_S = 5.0    # start-up (imports, opening the cards) is over by then
+STEADY_BEFORE_END_S = 2.0
+
+
+def run_paced(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, float]:
+    """(CPU seconds of the tree but PulseAudio, peak RSS MiB of the top process, steady CPU seconds
+    per second), polling /proc. The steady rate is the slope of the tree's CPU between
+    STEADY_AFTER_S from the start and STEADY_BEFORE_END_S before the end: within one run, so the
+    run-to-run noise of start-up and shut-down, which the short/long difference suffers, is out."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     last: dict[int, tuple[str, float]] = {}
+    samples: list[tuple[float, float]] = []
     peak = 0
+    start = time.monotonic()
     while proc.poll() is None:
         for pid in _tree(proc.pid):
             seen = _cpu(pid)
             if seen is not None:
                 last[pid] = seen
+        samples.append((time.monotonic(), sum(cpu for comm, cpu in last.values() if "pulseaudio" not in comm)))
         peak = max(peak, _hwm_kib(proc.pid))
         time.sleep(0.2)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.read().decode() if proc.stderr else ''}")
-    return sum(cpu for comm, cpu in last.values() if "pulseaudio" not in comm), peak / 1024
+    end = time.monotonic()
+    window = [s for s in samples if start + STEADY_AFTER_S <= s[0] <= end - STEADY_BEFORE_END_S]
+    rate = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0]) if len(window) > 1 else float("nan")
+    return sum(cpu for comm, cpu in last.values() if "pulseaudio" not in comm), peak / 1024, rate
 
 
-def callrec_run(work: Path, lines: int, seconds: float, call: bool, detectors: bool) -> tuple[float, float]:
-    audio = work / "line.wav"
+def callrec_run(work: Path, lines: int, seconds: float, call: bool,
+                detectors: bool) -> tuple[float, float, float]:
+    # an on-hook line carries its noise floor, not speech; the run lasts as long as its audio
+    audio = _cut(work, "line" if call else "idle", seconds)
     scenario = work / f"s{lines}{call}{seconds}.toml"
     events = f'[{{ at = 0.5, hook = "off" }}, {{ at = {seconds - 0.5}, hook = "on" }}]' if call else "[]"
     scenario.write_text("\n".join(f'[[line]]\nline = {n}\naudio = "{audio}"\nevents = {events}\n'
@@ -70,18 +86,19 @@ def callrec_run(work: Path, lines: int, seconds: float, call: bool, detectors: b
                       "--data", str(data), "--realtime"])
 
 
-def reference_run(work: Path, lines: int, seconds: float) -> tuple[float, float]:
+def reference_run(work: Path, lines: int, seconds: float, name: str = "line") -> tuple[float, float, float]:
+    """`arecord | flac` per line on `name`.wav (the same audio callrec gets in that case)."""
     from callrec.sim.pulse import PulseServer
 
-    raw = work / "line.raw"
+    raw = work / f"{name}.raw"
     if not raw.exists():
         import soundfile
 
-        samples, _ = soundfile.read(str(work / "line.wav"), dtype="int16")
+        samples, _ = soundfile.read(str(work / f"{name}.wav"), dtype="int16")
         raw.write_bytes(samples.astype("<i2").tobytes())
-    pulse = PulseServer(work / f"ref{lines}-{seconds}", RATE, [("ref", 1)])
+    pulse = PulseServer(work / f"ref{name}{lines}-{seconds}", RATE, [("ref", 1)])
     try:
-        conf = work / "ref.conf"
+        conf = work / f"ref-{name}.conf"
         conf.write_text(f'pcm.ref_in {{ type file; slave.pcm {pulse.slave("ref_in.monitor")}; file "/dev/null"; '
                         f'infile "{raw}"; format "raw" }}\n')
         env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}"}
@@ -93,6 +110,27 @@ def reference_run(work: Path, lines: int, seconds: float) -> tuple[float, float]
         return run_paced(["sh", "-c", pipeline], env=env)
     finally:
         pulse.stop()
+
+
+def _cut(work: Path, name: str, seconds: float) -> Path:
+    """`name`.wav cut to `seconds`: a simulation runs as long as its line's audio."""
+    import soundfile
+
+    path = work / f"{name}-{seconds:g}.wav"
+    if not path.exists():
+        samples, _ = soundfile.read(str(work / f"{name}.wav"), dtype="int16")
+        soundfile.write(str(path), samples[: int(seconds * RATE)], RATE, subtype="PCM_16")
+    return path
+
+
+def make_idle_audio(path: Path, seconds: float) -> None:
+    """An on-hook line: its noise floor, about −70 dBFS, as a tap on a quiet pair delivers."""
+    import numpy as np
+    import soundfile
+
+    rng = np.random.default_rng(5)
+    samples = np.rint(rng.standard_normal(int(seconds * RATE)) * 8).astype(np.int16)
+    soundfile.write(str(path), samples, RATE, subtype="PCM_16")
 
 
 def marginal(short: float, long: float, cpu_short: float, cpu_long: float, lines: int) -> float:
@@ -109,20 +147,27 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="callrec-paced-") as tmp:
         work = Path(tmp)
         make_audio(work / "line.wav", args.long + 5)
+        make_idle_audio(work / "idle.wav", args.long + 5)
         print(f"paced: {args.short:g} s and {args.long:g} s runs at wall-clock pace; marginal CPU s per line-hour")
-        print(f"{'lines':>5} {'case':<22} {'callrec s/h':>12} {'arecord|flac s/h':>17} {'ratio':>6} "
-              f"{'peak RSS MiB':>13}")
+        print("steady: the slope within the long run; marginal: long minus short run")
+        print(f"{'lines':>5} {'case':<26} {'steady s/h':>10} {'ref s/h':>8} {'ratio':>6} {'marginal s/h':>12} "
+              f"{'ref s/h':>8} {'ratio':>6} {'peak RSS MiB':>13}")
         for lines in args.lines:
-            ref = [reference_run(work, lines, s) for s in (args.short, args.long)]
-            ref_h = marginal(args.short, args.long, ref[0][0], ref[1][0], lines)
+            refs = {}
+            for audio in ("idle", "line"):   # each case against arecord | flac on the same audio
+                ref = [reference_run(work, lines, s, audio) for s in (args.short, args.long)]
+                refs[audio] = (ref[1][2] * 3600 / lines, marginal(args.short, args.long, ref[0][0], ref[1][0], lines))
             cases = [("idle, default config", False, True), ("in a call, default", True, True)]
             if args.detectors_off:
                 cases += [("idle, detectors off", False, False), ("in a call, detectors off", True, False)]
             for name, call, detectors in cases:
                 runs = [callrec_run(work, lines, s, call, detectors) for s in (args.short, args.long)]
                 per_h = marginal(args.short, args.long, runs[0][0], runs[1][0], lines)
-                print(f"{lines:>5} {name:<22} {per_h:>12.1f} {ref_h:>17.1f} {per_h / ref_h:>6.2f} "
-                      f"{max(r[1] for r in runs):>13.1f}", flush=True)
+                steady_h = runs[1][2] * 3600 / lines
+                ref_steady, ref_h = refs["line" if call else "idle"]
+                print(f"{lines:>5} {name:<26} {steady_h:>10.1f} {ref_steady:>8.1f} {steady_h / ref_steady:>6.2f} "
+                      f"{per_h:>12.1f} {ref_h:>8.1f} {per_h / ref_h:>6.2f} {max(r[1] for r in runs):>13.1f}",
+                      flush=True)
 
 
 if __name__ == "__main__":
