@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import serial
 from conftest import noise_wav, scenario_toml
@@ -101,6 +102,26 @@ def start_console(tty: Path, data: Path, control_socket: Path, log_path: Path,
             [sys.executable, "-m", "callrec", "console", "--port", str(tty), "--data", str(data),
              "--control-socket", str(control_socket), *extra],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+
+
+def open_console(work: Path, data: Path, control_socket: Path, *extra: str, ready: bool = False) -> dict[str, Any]:
+    """`callrec console` on a new pty pair in `work`, with pyserial at the technician's end:
+    {"terminal", "proc", "ptys", "log"}. `ready`: press Enter and wait for the prompt (an open console)."""
+    ptys = PtyPair(work).start()
+    log = work / "console.log"
+    proc = start_console(ptys.console, data, control_socket, log, *extra)
+    terminal = Terminal(ptys.technician)
+    if ready:
+        terminal.type("\r")
+        terminal.read_until(PROMPT, timeout=15)
+    return {"terminal": terminal, "proc": proc, "ptys": ptys, "log": log}
+
+
+def close_console(console: dict[str, Any]) -> None:
+    """Close what `console` holds now: a hang-up test puts a new pty pair and terminal in it."""
+    console["terminal"].close()
+    stop(console["proc"])
+    console["ptys"].stop()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -13,7 +13,11 @@ from typing import Any
 
 import pytest
 from callrec.console import LineEditor
-from console_support import PROMPT, PtyPair, Terminal, start_console, stop
+from console_support import (
+    PROMPT,
+    close_console,
+    open_console,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,15 +25,9 @@ from hypothesis import strategies as st
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("fuzz")
-    ptys = PtyPair(work).start()
-    proc = start_console(ptys.console, work / "data", work / "nobody.sock", work / "console.log")
-    terminal = Terminal(ptys.technician)
-    terminal.type("\r")
-    terminal.read_until(PROMPT, timeout=15)
-    yield {"terminal": terminal, "proc": proc, "ptys": ptys}
-    terminal.close()
-    stop(proc)
-    ptys.stop()
+    console = open_console(work, work / "data", work / "nobody.sock", ready=True)
+    yield console
+    close_console(console)
 
 
 garbage = st.one_of(

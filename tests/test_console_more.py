@@ -24,11 +24,9 @@ from conftest import SimResult
 from console_support import (
     PROMPT,
     LiveService,
-    PtyPair,
-    Terminal,
-    start_console,
+    close_console,
+    open_console,
     start_live_service,
-    stop,
     wait_for,
 )
 
@@ -48,51 +46,31 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
 @pytest.fixture(scope="module")
 def console(live: LiveService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """An open console (no passphrase) on the live service, ready at its prompt."""
-    work = tmp_path_factory.mktemp("console-more")
-    ptys = PtyPair(work).start()
-    proc = start_console(ptys.console, live.data, live.socket, work / "console.log")
-    terminal = Terminal(ptys.technician)
-    terminal.type("\r")
-    terminal.read_until(PROMPT, timeout=15)
-    yield {"terminal": terminal, "proc": proc, "ptys": ptys}
-    terminal.close()
-    stop(proc)
-    ptys.stop()
-
-
-class _Port:
-    """A console of its own, for a test that needs its own configuration."""
-
-    def __init__(self, work: Path, data: Path, control_socket: Path, config: Path) -> None:
-        self.ptys = PtyPair(work).start()
-        self.log = work / "console.log"
-        self.proc = start_console(self.ptys.console, data, control_socket, self.log, "--config", str(config))
-        self.terminal = Terminal(self.ptys.technician)
-
-    def close(self) -> None:
-        self.terminal.close()
-        stop(self.proc)
-        self.ptys.stop()
+    console = open_console(tmp_path_factory.mktemp("console-more"), live.data, live.socket, ready=True)
+    yield console
+    close_console(console)
 
 
 @pytest.fixture
-def own_console(tmp_path: Path) -> Iterator[Callable[..., _Port]]:
-    made: list[_Port] = []
+def own_console(tmp_path: Path) -> Iterator[Callable[..., dict[str, Any]]]:
+    """A console of its own, for a test that needs its own configuration."""
+    made: list[dict[str, Any]] = []
 
     def make(config_text: str, *, data: Path | None = None, control_socket: Path | None = None,
-             passphrase: str | None = None) -> _Port:
+             passphrase: str | None = None) -> dict[str, Any]:
         config = tmp_path / "callrec.toml"
         config.write_text(config_text)
         if passphrase is not None:
             done = subprocess.run([sys.executable, "-m", "callrec", "passwd", "--config", str(config)],
                                   input=passphrase + "\n", text=True, capture_output=True, check=False)
             assert done.returncode == 0, done.stderr
-        made.append(_Port(tmp_path, data or tmp_path / "data", control_socket or tmp_path / "nobody.sock", config))
+        made.append(open_console(tmp_path, data or tmp_path / "data", control_socket or tmp_path / "nobody.sock",
+                                 "--config", str(config)))
         return made[-1]
 
     yield make
     for port in made:
-        port.close()
+        close_console(port)
 
 
 def _audit(data: Path) -> list[dict[str, Any]]:
@@ -127,10 +105,10 @@ def _sounding(samples: np.ndarray) -> np.ndarray:
 # ---- idle logout -------------------------------------------------------------------------------------
 
 def test_a_session_left_idle_for_console_idle_logout_s_is_logged_out_said_and_audited(
-        own_console: Callable[..., _Port], live: LiveService) -> None:
+        own_console: Callable[..., dict[str, Any]], live: LiveService) -> None:
     port = own_console("[console]\nidle_logout_s = 2.0\n", data=live.data, control_socket=live.socket,
                        passphrase=PASSPHRASE)
-    terminal = port.terminal
+    terminal = port["terminal"]
     terminal.type("\r")   # wakes the console; an empty line is no attempt, it only asks again
     terminal.read_until("passphrase: ", timeout=15)
     time.sleep(0.5)
@@ -142,27 +120,27 @@ def test_a_session_left_idle_for_console_idle_logout_s_is_logged_out_said_and_au
     terminal.read_until("logged out (no input for 2 s)", timeout=8)
     assert time.monotonic() - typed >= 2.0, "not before the idle time is up"
     terminal.read_until("passphrase: ", timeout=5)   # the next session asks again
-    who = f"console:{port.ptys.console}"
+    who = f"console:{port['ptys'].console}"
 
     def audited() -> bool:
         kinds = {(e["action"], e["what"].get("reason")) for e in _audit(live.data) if e["who"] == who}
         return {("console.logout", "idle"), ("console.session.ended", "idle")} <= kinds
 
     wait_for(audited, 5, "the idle logout in the audit log")
-    assert "ended (idle)" in port.log.read_text()
+    assert "ended (idle)" in port["log"].read_text()
 
 
 # ---- call ID -----------------------------------------------------------------------------------------
 
 def test_call_id_shows_the_recorded_calls_full_record_from_the_index(
-        simulate: Callable[..., SimResult], own_console: Callable[..., _Port]) -> None:
+        simulate: Callable[..., SimResult], own_console: Callable[..., dict[str, Any]]) -> None:
     result = simulate([{"line": 1, "audio": "line1.wav", "seconds": 8,
                         "events": [(1.0, "hook", "off"), (4.0, "hook", "on")]}])
     assert result.returncode == 0, result.stderr
     (started,) = result.of_type("call.started")
     call_id = started["call_id"]
     port = own_console("[console]\nopen = true\n", data=result.data)
-    terminal = port.terminal
+    terminal = port["terminal"]
     terminal.type("\r")
     terminal.read_until(PROMPT, timeout=15)
     shown = json.loads(terminal.run(f"call {call_id}"))
@@ -208,9 +186,9 @@ def test_test_tone_plays_1_khz_at_minus_10_dbfs_into_the_idle_line_and_is_refuse
 # ---- closed and open consoles ------------------------------------------------------------------------
 
 def test_a_console_with_no_passphrase_and_not_open_serves_nobody_and_says_why(
-        own_console: Callable[..., _Port]) -> None:
+        own_console: Callable[..., dict[str, Any]]) -> None:
     port = own_console('device_name = "front-office"\n')
-    terminal = port.terminal
+    terminal = port["terminal"]
     terminal.type("\r")
     shown = terminal.read_until("in the configuration.", timeout=15)
     assert CLOSED_WHY in shown and "`callrec passwd`" in shown and "console.open = true" in shown
@@ -220,16 +198,16 @@ def test_a_console_with_no_passphrase_and_not_open_serves_nobody_and_says_why(
     time.sleep(0.5)
     terminal.seen += terminal.port.read(4096).decode("utf-8", "replace")
     assert "(Python " not in terminal.seen and PROMPT not in terminal.seen, "no command runs"
-    log = port.log.read_text()
+    log = port["log"].read_text()
     assert "is closed: no console.passphrase_hash is set" in log and "console.open is not true" in log
     assert "Traceback" not in log
-    assert port.proc.poll() is None, "it keeps the port (Restart=always must not become a restart loop)"
+    assert port["proc"].poll() is None, "it keeps the port (Restart=always must not become a restart loop)"
 
 
 def test_an_open_console_says_at_every_session_start_that_no_passphrase_is_set(
-        own_console: Callable[..., _Port]) -> None:
+        own_console: Callable[..., dict[str, Any]]) -> None:
     port = own_console("[console]\nopen = true\n")
-    terminal = port.terminal
+    terminal = port["terminal"]
     terminal.type("\r")
     terminal.read_until(PROMPT, timeout=15)
     for _session in range(2):
@@ -238,7 +216,7 @@ def test_an_open_console_says_at_every_session_start_that_no_passphrase_is_set(
         greeting = terminal.read_until("type 'help'", timeout=10)
         assert "bye" in greeting and OPEN_WARNING in greeting and "`callrec passwd`" in greeting
         terminal.read_until(PROMPT, timeout=5)
-    assert "is closed" not in port.log.read_text()
+    assert "is closed" not in port["log"].read_text()
 
 
 # ---- history and Tab on a VT100-class terminal -------------------------------------------------------

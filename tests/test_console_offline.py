@@ -13,25 +13,17 @@ from typing import Any
 
 import pytest
 from conftest import callrec, noise_wav, scenario_toml
-from console_support import PROMPT, PtyPair, Terminal, start_console, stop
+from console_support import (
+    PROMPT,
+    close_console,
+    open_console,
+)
 
 SECRET = "hunter2-do-not-show"
 
 
 def _console(work: Path, data: Path, config: Path) -> dict[str, Any]:
-    ptys = PtyPair(work).start()
-    log = work / "console.log"
-    proc = start_console(ptys.console, data, work / "nobody-home.sock", log, "--config", str(config))
-    terminal = Terminal(ptys.technician)
-    terminal.type("\r")
-    terminal.read_until(PROMPT, timeout=15)
-    return {"terminal": terminal, "proc": proc, "ptys": ptys, "log": log}
-
-
-def _close(console: dict[str, Any]) -> None:
-    console["terminal"].close()
-    stop(console["proc"])
-    console["ptys"].stop()
+    return open_console(work, data, work / "nobody-home.sock", "--config", str(config), ready=True)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +49,7 @@ def offline(recorded: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) 
     console = _console(work, recorded["data"], config)
     console["config"] = config
     yield console
-    _close(console)
+    close_console(console)
 
 
 def test_calls_lists_the_recorded_call_from_the_index(offline: dict[str, Any], recorded: dict[str, Any]) -> None:
@@ -123,4 +115,4 @@ def test_a_broken_configuration_still_gives_a_console_that_says_what_is_wrong(
         assert "NOT USABLE" in out and "audio.sample_rate" in out
         assert recorded["call_id"] in console["terminal"].run("calls")
     finally:
-        _close(console)
+        close_console(console)

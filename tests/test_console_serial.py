@@ -16,9 +16,9 @@ from console_support import (
     LiveService,
     PtyPair,
     Terminal,
-    start_console,
+    close_console,
+    open_console,
     start_live_service,
-    stop,
     wait_for,
 )
 
@@ -32,15 +32,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
 
 @pytest.fixture(scope="module")
 def console(live: LiveService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    work = tmp_path_factory.mktemp("console")
-    ptys = PtyPair(work).start()
-    log = work / "console.log"
-    proc = start_console(ptys.console, live.data, live.socket, log)
-    terminal = Terminal(ptys.technician)
-    yield {"terminal": terminal, "proc": proc, "ptys": ptys, "log": log}
-    terminal.close()
-    stop(proc)
-    ptys.stop()
+    console = open_console(tmp_path_factory.mktemp("console"), live.data, live.socket)
+    yield console
+    close_console(console)
 
 
 def _prompt(terminal: Terminal) -> None:

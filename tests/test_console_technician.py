@@ -24,7 +24,16 @@ from typing import Any
 
 import pytest
 from conftest import noise_wav, scenario_toml
-from console_support import PROMPT, PtyPair, Terminal, start_console, stop, wait_for
+from console_support import (
+    PROMPT,
+    PtyPair,
+    Terminal,
+    close_console,
+    open_console,
+    start_console,
+    stop,
+    wait_for,
+)
 from mqtt_support import Broker
 
 PASSPHRASE = "correct horse battery"
@@ -113,14 +122,9 @@ def rig(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ri
 
 @pytest.fixture
 def console(rig: Rig, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    ptys = PtyPair(tmp_path).start()
-    log = tmp_path / "console.log"
-    proc = start_console(ptys.console, rig.data, rig.socket, log, "--config", str(rig.config))
-    terminal = Terminal(ptys.technician)
-    yield {"terminal": terminal, "proc": proc, "ptys": ptys, "log": log}
-    terminal.close()
-    stop(proc)
-    ptys.stop()
+    console = open_console(tmp_path, rig.data, rig.socket, "--config", str(rig.config))
+    yield console
+    close_console(console)
 
 
 def _at_passphrase_prompt(terminal: Terminal) -> str:
