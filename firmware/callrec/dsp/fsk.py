@@ -96,7 +96,11 @@ class FskReceiver:
         n = len(x)
         if n == 0:
             return []
-        if self.gate and not self._in_msg and self._no_carrier(x):
+        xx = np.concatenate([self._tail_x, x])
+        ce = np.cumsum(np.concatenate([[0.0], xx * xx]))
+        car = (ce[_L:] - ce[:-_L]) / _L >= _MIN_LEVEL
+        if self.gate and not self._in_msg and not car.any():
+            self._no_carrier(x, xx, car)
             # what the preamble search would conclude: no edge, every sample "bad", searched to the end
             end = self._base + len(self._v)
             self._last_bad, self._pos = end - 1, end
@@ -108,30 +112,22 @@ class FskReceiver:
         self._n += n
         cm = np.cumsum(np.concatenate([[0j], self._tail_m, pm]))
         cs = np.cumsum(np.concatenate([[0j], self._tail_s, ps]))
-        xx = np.concatenate([self._tail_x, x])
-        ce = np.cumsum(np.concatenate([[0.0], xx * xx]))
         sm, ss = cm[_L:] - cm[:-_L], cs[_L:] - cs[:-_L]
-        energy = (ce[_L:] - ce[:-_L]) / _L
         self._tail_m, self._tail_s, self._tail_x = (pm[-(_L - 1):], ps[-(_L - 1):], x[-(_L - 1):]) \
             if n >= _L - 1 else (np.concatenate([self._tail_m, pm])[-(_L - 1):],
                                  np.concatenate([self._tail_s, ps])[-(_L - 1):], xx[-(_L - 1):])
         v = (sm.real**2 + sm.imag**2) - (ss.real**2 + ss.imag**2)
         self._v = np.concatenate([self._v, v])
-        self._car = np.concatenate([self._car, energy >= _MIN_LEVEL])
+        self._car = np.concatenate([self._car, car])
         self._x = np.concatenate([self._x, x])
         return self._steps()
 
-    def _no_carrier(self, x: np.ndarray) -> bool:
-        """A batch with no carrier anywhere, outside a message, needs no correlators: the searches
-        read the discriminator only where a carrier is, and at the sample before one (the batch's
-        last, computed here). What the next batch's correlators carry over is kept up too, so the
-        result is that of the full analysis. Most of an idle line's day is such batches."""
+    def _no_carrier(self, x: np.ndarray, xx: np.ndarray, car: np.ndarray) -> None:
+        """A batch with no carrier anywhere (`car`), outside a message, needs no correlators: the
+        searches read the discriminator only where a carrier is, and at the sample before one (the
+        batch's last, computed here). What the next batch's correlators carry over is kept up too, so
+        the result is that of the full analysis. Most of an idle line's day is such batches."""
         n = len(x)
-        xx = np.concatenate([self._tail_x, x])
-        ce = np.cumsum(np.concatenate([[0.0], xx * xx]))
-        car = (ce[_L:] - ce[:-_L]) / _L >= _MIN_LEVEL
-        if car.any():
-            return False
         k = min(n, _L)
         at = self._n + n - k + np.arange(k)
         win_m = np.concatenate([self._tail_m, x[-k:] * np.exp(-1j * self._wm * at)])[-_L:]
@@ -144,7 +140,6 @@ class FskReceiver:
         self._v = np.concatenate([self._v, v])
         self._car = np.concatenate([self._car, car])
         self._x = np.concatenate([self._x, x])
-        return True
 
     def _steps(self) -> list[FskEvent]:
         events: list[FskEvent] = []
