@@ -92,6 +92,24 @@ def test_number_display_exchange_yields_the_number_and_no_phantom_call(simulate,
     assert record["caller_number"] == "0312345678" and record["rings"] == 2
 
 
+def test_call_waiting_caller_id_after_a_cas_lands_in_the_call_in_progress(simulate, tmp_path):
+    """Type II: in a call the FSK receiver listens only after the CPE alerting signal (2130 + 2750 Hz);
+    the same burst with no alert before it is speech to the detectors, not a caller."""
+    message = callerid.mdmf_message([(0x01, b"12031015"), (0x02, b"2125550199"), (0x07, b"DOE JANE")])
+    burst = callerid.signal(message, "bell202", seizure_bits=0, mark_bits=80)
+    alert = gen.tones([2130, 2750], [-20.0, -20.0], int(0.08 * RATE))
+    line = Line(30).speech(2.0, 5.0).put(14.0, alert).put(14.3, burst).put(19.0, burst)
+    events = [(1.0, "hook", "off"), (25.0, "hook", "on")]   # the announcement is over by 12 s
+    result = simulate([{"line": 1, "audio": line.write(tmp_path / "line1.wav"), "events": events}],
+                      config='region = "US"\n')
+    assert result.returncode == 0, result.stderr
+    call_id = result.of_type("call.started")[0]["call_id"]
+    cid = result.of_type("call.caller_id")
+    assert len(cid) == 1 and cid[0]["number"] == "2125550199" and cid[0]["call_id"] == call_id
+    assert [e["kind"] for e in result.of_type("line.tone")] == ["cas"]
+    assert result.record(call_id)["caller_number"] == "2125550199"
+
+
 def test_outbound_call_records_the_dialled_number_and_announces_when_the_far_end_answers(simulate, tmp_path):
     line = Line(40)
     line.tone(1.2, "US", "dial", 1.5)
@@ -207,3 +225,4 @@ def test_control_codes_leave_the_digits_of_the_call_in_the_record(simulate, tmp_
     record = result.record(result.of_type("call.started")[0]["call_id"])
     assert "".join(d["digit"] for d in record["digits"]) == "1234**2"
     assert [c["action"] for c in record["control_codes"]] == ["mark"]
+

@@ -18,7 +18,9 @@ class LineDetectors:
         self._dsp = LineDsp(region)
         self._resampler = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="int16") if rate != SAMPLE_RATE else None
 
-    def feed(self, samples: np.ndarray, t0: float) -> list[Detection]:
+    def feed(self, samples: np.ndarray, t0: float, *, in_call: bool | None = None) -> list[Detection]:
+        """One period at `t0`; `in_call` says which detectors can matter (see callrec.dsp.pipeline)."""
+        self._dsp.in_call = in_call
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples)
         return self._dsp.feed(samples, t0)

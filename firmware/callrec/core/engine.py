@@ -302,7 +302,8 @@ class Core:
         self._signals(line, line.monitor.advance(period.t_end))
         if line.detectors is not None:
             t0 = period.t_end - len(period.samples) / self.rate
-            for detection in line.detectors.feed(period.samples, t0):
+            in_call = line.call is not None or line.monitor.in_call   # off-hook after a far-end hang-up too
+            for detection in line.detectors.feed(period.samples, t0, in_call=in_call):
                 self.progress.detection(line, detection)
             if line.call is not None and line.call.answer_pending and line.ringback:
                 self.progress.voice_after_ringback(line, line.call, period, t0)

@@ -81,7 +81,9 @@ class TapHealth:
         if call is not None:
             if _announcing(call, t):
                 return   # our own announcement, heard back through the hybrid, says nothing of the tap
-            meter = self._meters.setdefault(call.call_id, CallHealth(self.settings))
+            meter = self._meters.get(call.call_id)
+            if meter is None:   # (not setdefault: that would build a meter, bases and all, every period)
+                meter = self._meters[call.call_id] = CallHealth(self.settings)
             meter.feed(samples)
             alarm = f"tap_silent:{line.id}"
             if meter.silent_now():
@@ -90,7 +92,9 @@ class TapHealth:
             elif alarm in self.alarms and meter.duration_s > 0:
                 self.alarms.clear(alarm, t)
             return
-        watch = self._idle.setdefault(line.id, IdleLineWatch(self.settings))
+        watch = self._idle.get(line.id)
+        if watch is None:
+            watch = self._idle[line.id] = IdleLineWatch(self.settings)
         alarm = f"tap_zero:{line.id}"
         if watch.feed(samples):
             self._raise(alarm, line.id, "tap_zero", t)
@@ -100,14 +104,18 @@ class TapHealth:
     def _at_8k(self, line: int, samples: np.ndarray) -> np.ndarray:
         if self.rate == SAMPLE_RATE:
             return samples
-        stream = self._resample.setdefault(line, soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="int16"))
+        stream = self._resample.get(line)
+        if stream is None:
+            stream = self._resample[line] = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="int16")
         resampled: np.ndarray = stream.resample_chunk(samples)
         return resampled
 
     # ---- the line's activity and the call's life ---------------------------------------------------
 
     def activity(self, line: int, t: float, *, call: bool = False) -> None:
-        watch = self._dead.setdefault(line, DeadLineWatch(self.settings))
+        watch = self._dead.get(line)
+        if watch is None:
+            watch = self._dead[line] = DeadLineWatch(self.settings)
         if call:
             watch.call(t)
         else:

@@ -255,6 +255,11 @@ class CallerIdDetector:
                 self._msg = None
         return out
 
+    @property
+    def receiving(self) -> bool:
+        """A message is under way (its carrier was found and framed)."""
+        return self._msg is not None
+
     def flush(self) -> list[Detection]:
         out: list[Detection] = []
         if self._msg is not None and self._msg.mode is not None:
