@@ -94,7 +94,8 @@ def callrec_run(work: Path, lines: int, seconds: float, call: bool,
                       "--data", str(data), "--realtime"])
 
 
-def device_run(work: Path, lines: int, seconds: float, call: bool, detectors: bool) -> tuple[float, float, float]:
+def device_run(work: Path, lines: int, seconds: float, call: bool, detectors: bool,
+               period_ms: int = 20) -> tuple[float, float, float]:
     """`callrec run`'s service (paced_run.py): stereo PCMs of two lines each, over the private PulseAudio."""
     import numpy as np
     import soundfile
@@ -106,7 +107,7 @@ def device_run(work: Path, lines: int, seconds: float, call: bool, detectors: bo
         samples, _ = soundfile.read(str(work / f"{name}.wav"), dtype="int16")
         raw.write_bytes(np.repeat(samples, 2).astype("<i2").tobytes())   # both channels the same line audio
     cards = (lines + 1) // 2
-    tag = f"run{lines}{call}{seconds}{detectors}"
+    tag = f"run{lines}{call}{seconds}{detectors}{period_ms}"
     pulse = PulseServer(work / tag, RATE, [(f"card{k}", 2) for k in range(1, cards + 1)])
     try:
         conf = work / f"{tag}.conf"
@@ -117,7 +118,7 @@ def device_run(work: Path, lines: int, seconds: float, call: bool, detectors: bo
             for k in range(1, cards + 1)))
         data = work / f"data-{tag}"
         config = work / f"{tag}.toml"
-        config.write_text(f'[storage]\ndata_dir = "{data}"\n' + (
+        config.write_text(f'[storage]\ndata_dir = "{data}"\n[audio]\nperiod_ms = {period_ms}\n' + (
             "" if detectors else "[signals]\nenabled = false\n[health]\nenabled = false\n") + "".join(
             f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\n"
             f'capture_pcm = "cap{(n + 1) // 2}"\ncapture_channel = {(n - 1) % 2}\n'
@@ -191,9 +192,11 @@ def main() -> None:
     parser.add_argument("--detectors-off", action="store_true", help="also measure with detectors and health off")
     parser.add_argument("--via", choices=("run", "simulate"), default="run",
                         help="callrec run's service with simulated pins (default), or callrec simulate --realtime")
-    parser.add_argument("--period-ms", type=int, default=20, help="callrec's audio.period_ms (its default: 20)")
+    parser.add_argument("--period-ms", type=int, default=20,
+                        help="callrec's audio.period_ms (its default: 20), and the like-with-like arecord's")
     args = parser.parse_args()
-    measure = device_run if args.via == "run" else callrec_run
+    if args.via == "simulate" and args.period_ms != 20:
+        parser.error("--period-ms is for --via run")
     with tempfile.TemporaryDirectory(prefix="callrec-paced-") as tmp:
         work = Path(tmp)
         make_audio(work / "line.wav", args.long + 5)
@@ -214,7 +217,8 @@ def main() -> None:
             if args.detectors_off:
                 cases += [("idle, detectors off", False, False), ("in a call, detectors off", True, False)]
             for name, call, detectors in cases:
-                runs = [measure(work, lines, s, call, detectors) for s in (args.short, args.long)]
+                runs = [device_run(work, lines, s, call, detectors, args.period_ms) if args.via == "run"
+                        else callrec_run(work, lines, s, call, detectors) for s in (args.short, args.long)]
                 per_h = marginal(args.short, args.long, runs[0][0], runs[1][0], lines)
                 steady = runs[1][2] * 3600 / lines
                 audio = "line" if call else "idle"

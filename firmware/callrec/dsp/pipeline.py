@@ -68,7 +68,8 @@ class LineDsp:
         return out + self._collect(self.dtmf.flush(), self.caller_id.flush(), self.tones.flush() + self.cas.flush())
 
     def _run(self) -> list[Detection]:
-        x = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        # to float once for every detector (each takes float64 as it is)
+        x = (np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]).astype(np.float64)
         t0 = self._pending_t0
         end = self.analysed_until = t0 + len(x) / SAMPLE_RATE
         self._pending, self._pending_n = [], 0
