@@ -225,8 +225,13 @@ def main() -> None:
                 like, like_marginal = refs[audio, args.period_ms]
                 own, _ = refs[audio, None]
                 print(f"{lines:>5} {name:<26} {steady:>7.1f} {per_h:>7.1f} {max(r[1] for r in runs):>8.1f} | "
-                      f"{like:>8.1f} {like_marginal:>6.1f} {steady / like:>6.2f} | {own:>7.1f} {steady / own:>6.2f}",
+                      f"{like:>8.1f} {like_marginal:>6.1f} {_ratio(steady, like)} | {own:>7.1f} {_ratio(steady, own)}",
                       flush=True)
+
+
+def _ratio(value: float, reference: float) -> str:
+    """A ratio, or n/a where the reference read no CPU (a run too short for the /proc ticks)."""
+    return f"{value / reference:>6.2f}" if reference > 0 else f"{'n/a':>6}"
 
 
 if __name__ == "__main__":
