@@ -76,6 +76,16 @@ def run_paced(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float,
     return sum(cpu for comm, cpu in last.values() if "pulseaudio" not in comm), peak / 1024, rate
 
 
+def _lines_config(lines: int, detectors: bool, capture: str, playback: str) -> str:
+    """The `[[lines]]` of a bench configuration, two lines to a stereo PCM (`capture`1, `playback`1,
+    then 2), with the detectors and tap health off unless `detectors`."""
+    return ("" if detectors else "[signals]\nenabled = false\n[health]\nenabled = false\n") + "".join(
+        f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\n"
+        f'capture_pcm = "{capture}{(n + 1) // 2}"\ncapture_channel = {(n - 1) % 2}\n'
+        f'playback_pcm = "{playback}{(n + 1) // 2}"\nplayback_channel = {(n - 1) % 2}\n'
+        for n in range(1, lines + 1))
+
+
 def callrec_run(work: Path, lines: int, seconds: float, call: bool,
                 detectors: bool) -> tuple[float, float, float]:
     # an on-hook line carries its noise floor, not speech; the run lasts as long as its audio
@@ -85,10 +95,7 @@ def callrec_run(work: Path, lines: int, seconds: float, call: bool,
     scenario.write_text("\n".join(f'[[line]]\nline = {n}\naudio = "{audio}"\nevents = {events}\n'
                                   for n in range(1, lines + 1)))
     config = work / f"config{detectors}.toml"
-    config.write_text(("" if detectors else "[signals]\nenabled = false\n[health]\nenabled = false\n") + "".join(
-        f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\n"
-        f'capture_pcm = "card{(n + 1) // 2}"\ncapture_channel = {(n - 1) % 2}\n'
-        f'playback_pcm = "card{(n + 1) // 2}"\nplayback_channel = {(n - 1) % 2}\n' for n in range(1, lines + 1)))
+    config.write_text(_lines_config(lines, detectors, "card", "card"))
     data = work / f"data-{lines}-{call}-{seconds}-{detectors}"
     return run_paced([sys.executable, "-m", "callrec", "--config", str(config), "simulate", str(scenario),
                       "--data", str(data), "--realtime"])
@@ -118,11 +125,8 @@ def device_run(work: Path, lines: int, seconds: float, call: bool, detectors: bo
             for k in range(1, cards + 1)))
         data = work / f"data-{tag}"
         config = work / f"{tag}.toml"
-        config.write_text(f'[storage]\ndata_dir = "{data}"\n[audio]\nperiod_ms = {period_ms}\n' + (
-            "" if detectors else "[signals]\nenabled = false\n[health]\nenabled = false\n") + "".join(
-            f"[[lines]]\nid = {n}\nhook_gpio = {2 + 2 * n}\nring_gpio = {3 + 2 * n}\n"
-            f'capture_pcm = "cap{(n + 1) // 2}"\ncapture_channel = {(n - 1) % 2}\n'
-            f'playback_pcm = "play{(n + 1) // 2}"\nplayback_channel = {(n - 1) % 2}\n' for n in range(1, lines + 1)))
+        config.write_text(f'[storage]\ndata_dir = "{data}"\n[audio]\nperiod_ms = {period_ms}\n'
+                          + _lines_config(lines, detectors, "cap", "play"))
         env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}"}
         cmd = [sys.executable, str(Path(__file__).with_name("paced_run.py")), str(config), str(seconds)]
         return run_paced(cmd + (["--call"] if call else []), env=env)

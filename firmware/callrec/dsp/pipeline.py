@@ -50,7 +50,7 @@ class LineDsp:
         self.in_call: bool | None = None     # the core's word, read at each batch
         self._phase: bool | None = None      # what the detectors were last run for
         self._cid_until: float | None = None   # in a call: the end of the caller-ID window a CAS opened
-        self.runs = {"caller_id": 0, "tones": 0, "cas": 0}   # batches each ran on (what the gating saved)
+        self.runs = {"caller_id": 0, "tones": 0}   # batches each ran on (what the gating saved)
 
     def feed(self, samples: np.ndarray, t0: float) -> list[Detection]:
         """One period (any length, typically 160 samples = 20 ms) of int16 8 kHz audio at `t0` s."""
@@ -78,11 +78,8 @@ class LineDsp:
         digits = self.dtmf.feed(x, t0)
         tones: list[Detection] = []
         if phase is not False:
-            self.runs["tones"] += 1
-            self.runs["cas"] += 1
-            tones = self.tones.feed(x, t0)
-            cas = self.cas.feed(x, t0)
-            tones += cas
+            self.runs["tones"] += 1   # the CAS detector runs with them
+            tones = self.tones.feed(x, t0) + self.cas.feed(x, t0)
         cid: list[Detection] = []
         if phase is not True or self._cid_until is not None:
             self.runs["caller_id"] += 1
