@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from conftest import callrec, noise_wav, scenario_toml
 
@@ -64,3 +67,111 @@ def viewer_for(recorded: Recorded, **sessions: object):  # noqa: ANN201 - a View
     if sessions:
         viewer.sessions = Sessions(**sessions)
     return viewer
+
+
+# ---- a real server and a real browser (Debian's chromium and chromedriver, nothing downloaded) ---------------
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def have_chromium() -> bool:
+    import shutil
+
+    return CHROMEDRIVER.exists() and shutil.which("chromium") is not None
+
+
+@contextmanager
+def serving(app: object) -> Iterator[str]:
+    """The ASGI app under uvicorn on a free loopback port, in a thread: yields its base URL."""
+    import threading
+    import time
+
+    import uvicorn
+    from archive_support import free_port
+
+    port = free_port()
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not web.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.should_exit = True
+        thread.join(10)
+
+
+@contextmanager
+def chromedriver() -> Iterator[str]:
+    """Debian's chromedriver on a loopback port of our choosing, reached by address: Selenium's
+    own service launcher insists on the name `localhost`, which a bare chroot cannot resolve."""
+    import subprocess
+
+    from archive_support import free_port, wait_for_port
+
+    port = free_port()
+    proc = subprocess.Popen([str(CHROMEDRIVER), f"--port={port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 15)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextmanager
+def chromium(driver_url: str, profile: Path) -> Iterator[Any]:
+    """Chromium started by us with its DevTools on a loopback port, and chromedriver attached to it
+    by address (chromedriver's own launch reaches the browser as `localhost` too)."""
+    import shutil
+    import subprocess
+
+    from archive_support import free_port, wait_for_port
+    from selenium import webdriver
+
+    port = free_port()
+    browser = subprocess.Popen(
+        [shutil.which("chromium") or "/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+         "--disable-gpu", "--window-size=1280,1000", "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+         "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",   # no name leaves the machine
+         f"--remote-debugging-port={port}", "--remote-debugging-address=127.0.0.1",
+         f"--user-data-dir={profile}", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 20)
+        options = webdriver.ChromeOptions()
+        options.debugger_address = f"127.0.0.1:{port}"
+        driver = webdriver.Remote(command_executor=driver_url, options=options)
+        driver.implicitly_wait(5)
+        try:
+            yield driver
+        finally:
+            driver.quit()
+    finally:
+        browser.terminate()
+        try:
+            browser.wait(10)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+
+
+def log_in(browser: Any, base: str, name: str, then: str = "/calls") -> None:
+    """Log in through the login page, as a person would, and wait to land on `then`."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{base}/login?next={then}")
+    browser.find_element(By.ID, "user").send_keys(name)
+    browser.find_element(By.ID, "password").send_keys(PASSWORDS[name])
+    browser.find_element(By.ID, "submit").click()
+    WebDriverWait(browser, 10).until(lambda d: "/login" not in d.current_url and then in d.current_url)
+
+
+def wait_for(browser: Any, script: str, timeout: float = 15.0) -> Any:
+    """Until the JavaScript expression is truthy in the page (its value)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(lambda d: d.execute_script(f"return {script}"))

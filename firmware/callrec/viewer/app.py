@@ -2,76 +2,60 @@
 them (docs/viewer.md; routes, fields and status codes are contracts).
 
 Every request but the login is a session's; a role that may not do something gets 403 with the
-reason, an unknown call 404, bad input 422 naming the field. Every login, playback, download, note,
-tag, export and hold goes to the audit log with the user's name (`viewer:<name>`).
+reason, an unknown call 404, bad input 422 naming the field, a body over 64 KiB 413. Every login,
+playback, download, note, tag, export and hold goes to the audit log with the user's name
+(`viewer:<name>`); failed logins too, boundedly (throttle.FailureLog). Pages come from autoescaping
+templates (pages.py); security headers, the body limit and the plain 500 for the unexpected are the
+`Guard` middleware's (guards.py), so no handler can forget them.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 import tempfile
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from callrec.errors import CallrecError
 from callrec.evidence import build_bundle
 from callrec.privacy import started_wall
 from callrec.viewer import pages
 from callrec.viewer.annotations import Annotations
 from callrec.viewer.catalog import Catalog, Query
+from callrec.viewer.guards import Guard, safe_next
+from callrec.viewer.inputs import (
+    ApiError,
+    ExportBody,
+    HoldBody,
+    LoginBody,
+    NoteBody,
+    TagBody,
+    date_of,
+    file_safe,
+    int_of,
+    json_of,
+    parse,
+    position_of,
+    query_of,
+)
 from callrec.viewer.media import peaks, playable
 from callrec.viewer.sessions import COOKIE, Session, Sessions, csrf_ok
 from callrec.viewer.source import CallSource
+from callrec.viewer.throttle import FailureLog
 from callrec.viewer.users import User, Users, role_allows
 
 log = logging.getLogger(__name__)
-TAG = re.compile(r"^[\w .:/+-]{1,40}$")
-
-
-class ApiError(CallrecError, ValueError):
-    """A request the API refuses: the HTTP status, the reason, and the field when input was bad."""
-
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-class LoginBody(_Body):
-    user: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class NoteBody(_Body):
-    at_s: float = Field(ge=0, le=86400)
-    text: str = Field(min_length=1, max_length=2000)
-
-
-class TagBody(_Body):
-    tag: str = Field(pattern=TAG.pattern)
-
-
-class ExportBody(_Body):
-    number: str = Field(min_length=1, max_length=40)
-    since: str | None = None
-    until: str | None = None
-
-
-class HoldBody(_Body):
-    reason: str = Field(min_length=1, max_length=500)
 
 
 @dataclass
@@ -84,54 +68,15 @@ class Viewer:
     identities: list[Any]
     purpose: str
     secure_cookie: bool = False
+    login_audit: FailureLog = field(default_factory=FailureLog)
 
     def audit(self, action: str, user: User, what: dict[str, Any]) -> None:
         self.source.audit.try_record(action, f"viewer:{user.name}", what)
 
-
-def parse(model: type[BaseModel], data: Any) -> Any:
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        item = error.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in item["loc"]) or "body"
-        raise ApiError(422, f"{field}: {item['msg']}", field) from None
-
-
-def _date(value: str | None, field: str) -> str | None:
-    if not value:
-        return None
-    try:
-        return dt.date.fromisoformat(value[:10]).isoformat() if len(value) == 10 else \
-            dt.datetime.fromisoformat(value).astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    except ValueError:
-        raise ApiError(422, f"{field}: not a date (YYYY-MM-DD) or ISO 8601 time: {value[:40]!r}", field) from None
-
-
-def _int(value: str | None, field: str, low: int, high: int, default: int | None) -> int | None:
-    if value in (None, ""):
-        return default
-    try:
-        number = int(str(value))
-    except ValueError:
-        raise ApiError(422, f"{field}: not an integer: {str(value)[:20]!r}", field) from None
-    if not low <= number <= high:
-        raise ApiError(422, f"{field}: must be {low} to {high}", field)
-    return number
-
-
-def query_of(params: Any) -> Query:
-    number = params.get("number") or None
-    if number is not None and not re.fullmatch(r"[0-9*#+A-D]{1,32}", number):
-        raise ApiError(422, "number: digits (a prefix of either party's number)", "number")
-    direction = params.get("direction") or None
-    if direction not in (None, "inbound", "outbound"):
-        raise ApiError(422, "direction: inbound or outbound", "direction")
-    return Query(number=number, since=_date(params.get("since"), "since"), until=_date(params.get("until"), "until"),
-                 line=_int(params.get("line"), "line", 1, 99, None), direction=direction,
-                 status=params.get("status") or None, tag=params.get("tag") or None, text=params.get("text") or None,
-                 limit=_int(params.get("limit"), "limit", 1, 500, 50) or 50,
-                 offset=_int(params.get("offset"), "offset", 0, 10_000_000, 0) or 0)
+    def audit_suppressed(self, summary: dict[str, Any] | None) -> None:
+        """The one entry that stands for the failed logins not audited one by one in a window."""
+        if summary is not None:
+            self.source.audit.try_record("viewer.login.failed.suppressed", "viewer", summary)
 
 
 def build_app(viewer: Viewer) -> Starlette:
@@ -168,26 +113,16 @@ def build_app(viewer: Viewer) -> Starlette:
         return record
 
     async def json_body(request: Request) -> Any:
-        try:
-            return await request.json()
-        except ValueError:
-            raise ApiError(422, "body: not JSON", "body") from None
+        return json_of(await request.body())
 
     # ---- the API --------------------------------------------------------------------------------
 
     @api(None)
     async def api_login(request: Request, _: Session | None) -> Response:
         body = parse(LoginBody, await json_body(request))
-        user = viewer.users.login(body.user, body.password)
-        if user is None:
-            locked = viewer.users.locked(body.user)
-            viewer.source.audit.try_record("viewer.login.failed", f"viewer:{body.user[:64]}", {"locked": locked})
-            raise ApiError(401, "wrong user or password" + (" (too many failures: wait, then try again)"
-                                                            if locked else ""))
-        session = viewer.sessions.open(user)
-        viewer.audit("viewer.login", user, {})
-        response = JSONResponse({"user": user.name, "role": user.role, "csrf_token": session.csrf})
-        response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=viewer.secure_cookie)
+        address = request.client.host if request.client else "unknown"
+        # scrypt takes tens of milliseconds: in a worker thread, so other requests go on meanwhile
+        response: Response = await run_in_threadpool(_log_in, viewer, body.user, body.password, address)
         return response
 
     @api("listener", change=True)
@@ -231,7 +166,7 @@ def build_app(viewer: Viewer) -> Starlette:
     @api("listener")
     async def api_peaks(request: Request, session: Session) -> Response:
         record = call_or_404(request.path_params["call_id"])
-        width = _int(request.query_params.get("width"), "width", 1, 4000, 800) or 800
+        width = int_of(request.query_params.get("width"), "width", 1, 4000, 800) or 800
         data, _media = _audio(viewer, record)
         return JSONResponse(peaks(data, width))
 
@@ -255,7 +190,7 @@ def build_app(viewer: Viewer) -> Starlette:
     @api("officer", change=True)
     async def api_export(request: Request, session: Session) -> Response:
         body = parse(ExportBody, await json_body(request))
-        records = _matching(viewer, body.number, _date(body.since, "since"), _date(body.until, "until"))
+        records = _matching(viewer, body.number, date_of(body.since, "since"), date_of(body.until, "until"))
         if not records:
             raise ApiError(404, "no calls match; nothing was exported")
         with tempfile.TemporaryDirectory() as tmp:
@@ -267,8 +202,9 @@ def build_app(viewer: Viewer) -> Starlette:
             data = out.read_bytes()
         viewer.audit("export", session.user, {"calls": done.calls, "sha256": done.sha256, "number": body.number,
                                               "since": body.since, "until": body.until, "via": "viewer"})
+        name = f"disclosure-{file_safe(body.number)}.zip"
         return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="disclosure-{body.number}.zip"'})
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @api("officer", change=True)
     async def api_hold(request: Request, session: Session) -> Response:
@@ -291,8 +227,9 @@ def build_app(viewer: Viewer) -> Starlette:
         def wrap(handler: Any) -> Handler:
             async def endpoint(request: Request) -> Response:
                 session = viewer.sessions.get(request.cookies.get(COOKIE))
-                if session is None:
-                    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+                if session is None:   # back here after the login, filters and all (the browser keeps the #t=)
+                    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                    return RedirectResponse("/login?next=" + quote(here, safe=""), status_code=303)
                 if not role_allows(session.user.role, role):
                     return HTMLResponse(pages.refused(session, role), status_code=403)
                 try:
@@ -304,7 +241,13 @@ def build_app(viewer: Viewer) -> Starlette:
         return wrap
 
     async def login_page(request: Request) -> Response:
-        return HTMLResponse(pages.login(request.query_params.get("next") or "/calls"))
+        return HTMLResponse(pages.login(safe_next(request.query_params.get("next"))))
+
+    async def static_file(request: Request) -> Response:
+        found = pages.static(request.path_params["name"])
+        if found is None:
+            return Response("no such file\n", status_code=404, media_type="text/plain")
+        return Response(found[0], media_type=found[1], headers={"Cache-Control": "no-cache"})
 
     async def root(request: Request) -> Response:
         return RedirectResponse("/calls", status_code=303)
@@ -329,14 +272,20 @@ def build_app(viewer: Viewer) -> Starlette:
     @page("officer")
     async def export_page(request: Request, session: Session) -> Response:
         number = request.query_params.get("number") or ""
-        records = _matching(viewer, number, _date(request.query_params.get("since"), "since"),
-                            _date(request.query_params.get("until"), "until")) if number else []
+        records = _matching(viewer, number, date_of(request.query_params.get("since"), "since"),
+                            date_of(request.query_params.get("until"), "until")) if number else []
         return HTMLResponse(pages.export(session, number, request.query_params.get("since") or "",
                                          request.query_params.get("until") or "", records))
 
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        viewer.audit_suppressed(viewer.login_audit.flush())   # the count of a window cut short
+
     routes = [
-        Route("/", root), Route("/login", login_page), Route("/calls", calls_page),
-        Route("/calls/{call_id}", call_page), Route("/tags/{tag}", tag_page), Route("/export", export_page),
+        Route("/", root), Route("/login", login_page), Route("/static/{name}", static_file),
+        Route("/calls", calls_page), Route("/calls/{call_id}", call_page), Route("/tags/{tag:path}", tag_page),
+        Route("/export", export_page),
         Route("/api/login", api_login, methods=["POST"]), Route("/api/logout", api_logout, methods=["POST"]),
         Route("/api/calls", api_calls), Route("/api/calls/{call_id}", api_call),
         Route("/api/calls/{call_id}/audio", api_audio), Route("/api/calls/{call_id}/download", api_download),
@@ -347,7 +296,28 @@ def build_app(viewer: Viewer) -> Starlette:
         Route("/api/calls/{call_id}/release", api_hold, methods=["POST"]),
         Route("/api/export", api_export, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(Guard)], lifespan=lifespan)
+
+
+def _log_in(viewer: Viewer, name: str, password: str, address: str) -> Response:
+    """Check the password (blocking: scrypt), audit, and open the session; 401 when refused.
+    Failed logins are audited boundedly (throttle.FailureLog), the rest summed up in one entry."""
+    user = viewer.users.login(name, password, address)
+    if user is None:
+        locked = viewer.users.locked(name, address)
+        audit, summary = viewer.login_audit.failed(name, address)
+        viewer.audit_suppressed(summary)
+        if audit:
+            viewer.source.audit.try_record("viewer.login.failed", f"viewer:{name[:64]}",
+                                           {"locked": locked, "address": address[:64]})
+        raise ApiError(401, "wrong user or password" + (" (too many failures: wait, then try again)"
+                                                        if locked else ""))
+    viewer.audit_suppressed(viewer.login_audit.due())
+    session = viewer.sessions.open(user)
+    viewer.audit("viewer.login", user, {})
+    response = JSONResponse({"user": user.name, "role": user.role, "csrf_token": session.csrf})
+    response.set_cookie(COOKIE, session.token, httponly=True, samesite="strict", secure=viewer.secure_cookie)
+    return response
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -405,19 +375,22 @@ def _audio(viewer: Viewer, record: dict[str, Any]) -> tuple[bytes, str]:
 
 
 def _ranged(data: bytes, media: str, header: str | None) -> Response:
-    """HTTP Range (one `bytes=a-b` range), as the audio element seeks."""
+    """HTTP Range (one `bytes=a-b` range), as the audio element seeks. A position with more digits
+    than any file has bytes is read as "past the end", never parsed."""
     size = len(data)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
     match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
     if not header or match is None or (not match.group(1) and not match.group(2)):
         return Response(data, media_type=media, headers=headers)
-    if match.group(1):
-        start = int(match.group(1))
-        end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
+    first, last = position_of(match.group(1)), position_of(match.group(2))
+    if first is not None:
+        start, end = first, min(last, size - 1) if last is not None else size - 1
     else:
-        start, end = max(0, size - int(match.group(2))), size - 1
+        start, end = max(0, size - (last or 0)), size - 1
     if start >= size or start > end:
-        return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+        return JSONResponse({"error": f"Range: {header[:40]!r} is outside the recording ({size} bytes)",
+                             "field": "Range"}, status_code=416,
+                            headers={**headers, "Content-Range": f"bytes */{size}"})
     return Response(data[start:end + 1], status_code=206, media_type=media,
                     headers={**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 

@@ -110,14 +110,18 @@ def serve(viewer: Any, listen: str, tls_cert: Path | None = None, tls_key: Path 
     from callrec.viewer.app import build_app
 
     host, _, port = listen.rpartition(":")
+    # proxy_headers off: the login lockout counts by client address, and uvicorn would otherwise take
+    # that address from X-Forwarded-For sent by any local client
     uvicorn.run(build_app(viewer), host=host or "127.0.0.1", port=int(port), log_level="warning",
-                ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
+                proxy_headers=False, ssl_certfile=str(tls_cert) if tls_cert else None,
+                ssl_keyfile=str(tls_key) if tls_key else None)
 
 
 def cmd_viewer(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     from callrec.errors import CallrecError
 
     try:
+        import jinja2  # noqa: F401
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:

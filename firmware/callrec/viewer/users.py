@@ -2,25 +2,34 @@
 
 Roles nest: a listener searches and plays; a supervisor also adds notes and tags; an officer also
 exports, holds and releases. Passwords are stored as `hashlib.scrypt` (n=2^14, r=8, p=1, a 16-byte
-random salt) and compared in constant time; the file is written owner-only. Repeated failures lock
-the account for a while (in the viewer's memory: a restart is the administrator's unlock).
+random salt) and compared in constant time; the file is written owner-only. An unknown name costs
+the same scrypt run as a known one (checked against a dummy hash), so the time of an answer does
+not tell which names exist. Repeated failures lock that name from that client address, and many
+failures lock the address (throttle.Lockout; in the viewer's memory: a restart is the
+administrator's unlock). `login` is blocking (scrypt): the app runs it in a worker thread.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from callrec.errors import CallrecError
 from callrec.evidence import check_password, hash_password
+from callrec.viewer.throttle import ADDRESS_MAX_FAILURES, PAIR_MAX_FAILURES, WINDOW_S, Lockout
 
 ROLES = ("listener", "supervisor", "officer")
-MAX_FAILURES = 5
-LOCKOUT_S = 300.0
+MAX_FAILURES = PAIR_MAX_FAILURES
+LOCKOUT_S = WINDOW_S
+__all__ = ["ADDRESS_MAX_FAILURES", "LOCKOUT_S", "MAX_FAILURES", "ROLES", "User", "Users", "UsersError", "role_allows"]
+# checked when the name is unknown: the same scrypt work as a real check, and it never matches
+_DUMMY_HASH = "scrypt$" + base64.b64encode(bytes(16)).decode() + "$" + base64.b64encode(bytes(32)).decode()
 
 
 class UsersError(CallrecError, ValueError):
@@ -38,10 +47,11 @@ class User:
 
 
 class Users:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
+        self.clock = clock
         self._lock = threading.Lock()
-        self._failures: dict[str, list[float]] = {}
+        self._lockout = Lockout()
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
@@ -73,25 +83,22 @@ class Users:
     def names(self) -> list[str]:
         return sorted(self._load())
 
-    def login(self, name: str, password: str, now: float | None = None) -> User | None:
+    def login(self, name: str, password: str, address: str = "") -> User | None:
         """The user, or None (wrong name or password, or locked out: the caller cannot tell)."""
-        moment = time.time() if now is None else now
+        now = self.clock()
         with self._lock:
-            recent = [t for t in self._failures.get(name, []) if moment - t < LOCKOUT_S]
-            self._failures[name] = recent
-            if len(recent) >= MAX_FAILURES:
+            if self._lockout.locked(name, address, now):
                 return None
         entry = self._load().get(name)
-        if entry is None or not check_password(password, str(entry.get("password", ""))) \
-                or entry.get("role") not in ROLES:
+        stored = str(entry.get("password", "")) if entry is not None else _DUMMY_HASH
+        if not check_password(password, stored) or entry is None or entry.get("role") not in ROLES:
             with self._lock:
-                self._failures.setdefault(name, []).append(moment)
+                self._lockout.failed(name, address, now)
             return None
         with self._lock:
-            self._failures.pop(name, None)
+            self._lockout.succeeded(name, address)
         return User(name, str(entry["role"]))
 
-    def locked(self, name: str, now: float | None = None) -> bool:
-        moment = time.time() if now is None else now
+    def locked(self, name: str, address: str = "") -> bool:
         with self._lock:
-            return len([t for t in self._failures.get(name, []) if moment - t < LOCKOUT_S]) >= MAX_FAILURES
+            return self._lockout.locked(name, address, self.clock())
