@@ -47,6 +47,20 @@ class Rgw:
         self.client().create_bucket(Bucket=name, ObjectLockEnabledForBucket=lock)
         return name
 
+    def admin(self, *args: str) -> str:
+        """`radosgw-admin` on this cluster; its output."""
+        done = subprocess.run(["radosgw-admin", *args, "-c", str(self.directory / "ceph.conf")], check=True,
+                              capture_output=True, text=True, timeout=60)
+        return done.stdout
+
+    def bucket_quota(self, bucket: str, max_bytes: int) -> None:
+        """Set and enable a size quota on `bucket`. RGW checks a request against the bucket's stats
+        before it stores a byte; it caches those stats (rgw_bucket_quota_ttl, 600 s) but counts its own
+        writes into the cache at once, so with one gateway a quota, and a raised one, hold from the next
+        request: no cache setting is needed."""
+        self.admin("quota", "set", "--quota-scope=bucket", f"--bucket={bucket}", f"--max-size={max_bytes}")
+        self.admin("quota", "enable", "--quota-scope=bucket", f"--bucket={bucket}")
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             proc.terminate()

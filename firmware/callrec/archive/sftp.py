@@ -1,15 +1,21 @@
 """An `sftp://user@host[:port]/path` archive through paramiko, with the host key pinned.
 
 The server's key must be in `known_hosts` (OpenSSH format); an unknown or changed key is refused
-(`ArchiveRefused`), never learnt. Uploads go to a temporary name and are renamed into place;
-OpenSSH's rename refuses an existing target, so nothing is ever overwritten. Each upload is
-verified by reading it back (size and SHA-256) before it counts.
+(`ArchiveRefused`), never learnt. A put writes a temporary `<name>.<uuid>.part`, reads it back
+(size and SHA-256), and only then renames it into place; OpenSSH's rename refuses an existing
+target, so nothing is ever overwritten. paramiko drops the replies of pipelined writes (a full disk
+went unnoticed: issue 22), so the last chunk of every put is written unpipelined, which makes
+paramiko wait for every reply still outstanding and raise the first refusal; the read-back catches
+whatever might slip through even so. A truncated copy under the final name (earlier firmware's
+unverified upload) is replaced atomically with `posix-rename@openssh.com`, once it is seen unchanged
+since it was hashed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import posixpath
 import stat
 import uuid
@@ -19,9 +25,13 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
-from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveRefused, Stored, sha256_of
+from callrec.archive import port
+from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveRefused, Held, Standing, Stored
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_S = 15.0
+_GONE = (OSError, EOFError, paramiko.SSHException)   # what a request on a dropped connection raises
 
 
 class SftpArchive:
@@ -114,37 +124,98 @@ class SftpArchive:
         return posixpath.join(self.root, clean)
 
     def put(self, key: str, data: bytes, *, retain_until: float | None = None) -> Stored:
-        digest = sha256_of(data)
         remote = self._remote(key)
 
-        def upload(sftp: paramiko.SFTPClient) -> None:
+        def upload(sftp: paramiko.SFTPClient) -> Stored:
             directory, name = posixpath.split(remote)
             _makedirs(sftp, directory)
-            for stale in sftp.listdir(directory):   # an upload of it a kill cut short
-                if stale.startswith(name + ".") and stale.endswith(".part"):
-                    with contextlib.suppress(OSError):
-                        sftp.remove(posixpath.join(directory, stale))
-            if _exists(sftp, remote):
-                return
+            _remove_temporaries(sftp, directory, name)
+            found = _held(sftp, remote)
+            if found is not None and (held := found.standing(data)) is not Standing.PREFIX:   # a prefix is healed
+                if held is Standing.SAME:
+                    return Stored(key, found.size, found.sha256)
+                raise port.conflict(self._where(), key, found.size, found.sha256)
             tmp = f"{remote}.{uuid.uuid4().hex}.part"
             try:
-                with sftp.open(tmp, "wb") as handle:
-                    handle.set_pipelined(True)
-                    handle.write(data)
-                with contextlib.suppress(OSError):   # the target appeared meanwhile: checked below
-                    sftp.rename(tmp, remote)
+                self._write(sftp, key, tmp, data)
+                copy = _held(sftp, tmp)
+                port.check_copy(self._where(), key, data, copy.size if copy else 0, copy.sha256 if copy else None)
+                if found is None:
+                    self._rename(sftp, key, tmp, remote, data)
+                else:
+                    self._heal(sftp, key, tmp, remote, found, len(data))
             finally:
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(*_GONE):   # gone already once renamed
                     sftp.remove(tmp)
+            return Stored(key, len(data), port.sha256_of(data))
 
-        self._call(f"uploading {key}", upload)
-        stored = self.head(key)
-        if stored is None:
-            raise ArchiveError(f"{self._where()}: {key} is not there after the upload")
-        if stored.sha256 != digest:
-            raise ArchiveConflict(f"{self._where()}: {key} exists with other content "
-                                  f"({stored.size} bytes, SHA-256 {str(stored.sha256)[:16]}…); it is not replaced")
+        try:
+            stored: Stored = self._call(f"uploading {key}", upload)
+        except FileNotFoundError as error:   # a directory it could not make, a file gone meanwhile
+            raise ArchiveError(f"{self._where()}: uploading {key} failed: {error}; retried later") from None
         return stored
+
+    def _write(self, sftp: paramiko.SFTPClient, key: str, tmp: str, data: bytes) -> None:
+        """`data` into `tmp`, pipelined; a write the server refused is `ArchiveFull` saying how far
+        it got (OpenSSH reports ENOSPC and EDQUOT alike as "Failure")."""
+        try:
+            handle = sftp.open(tmp, "wb")   # unbuffered: nothing is left to be written again at close
+        except (TimeoutError, ConnectionError, PermissionError):
+            raise
+        except OSError as error:   # also the directory _makedirs could not make
+            raise ArchiveError(f"{self._where()}: cannot create a temporary copy of {key} ({error}; is the "
+                               "archive's disk full?); retried later") from None
+        try:
+            handle.set_pipelined(True)
+            handle.write(data[:-1])
+            handle.set_pipelined(False)   # this write waits for the replies of all the ones before it
+            handle.write(data[-1:])
+        except (TimeoutError, ConnectionError):
+            raise
+        except OSError as error:
+            refusal = error
+        else:
+            return
+        finally:
+            with contextlib.suppress(*_GONE):
+                handle.close()   # paramiko swallows a refused close: the read-back is what counts
+        try:
+            written = int(sftp.stat(tmp).st_size or 0)
+        except OSError:
+            written = 0
+        raise port.full(self._where(), key, written, len(data),
+                        f"disk or quota is full (the server refused a write: {refusal})")
+
+    def _rename(self, sftp: paramiko.SFTPClient, key: str, tmp: str, remote: str, data: bytes) -> None:
+        """The verified copy takes its final name, which OpenSSH's rename refuses to take from another."""
+        try:
+            sftp.rename(tmp, remote)
+        except (TimeoutError, ConnectionError):
+            raise
+        except OSError as error:
+            now = _held(sftp, remote)
+            if now is None:
+                raise ArchiveError(f"{self._where()}: cannot move the verified copy of {key} into place "
+                                   f"({error}); retried later") from None
+            if now.standing(data) is not Standing.SAME:   # not another put of it
+                raise port.conflict(self._where(), key, now.size, now.sha256) from None
+
+    def _heal(self, sftp: paramiko.SFTPClient, key: str, tmp: str, remote: str, truncated: Held,
+              total: int) -> None:
+        """Replace the truncated copy, atomically, and only if it is still the one that was checked."""
+        now = sftp.stat(remote)
+        if (now.st_size, now.st_mtime) != truncated.identity:
+            raise ArchiveError(f"{self._where()}: {key} changed while it was checked; not replaced, retried later")
+        try:
+            sftp.posix_rename(tmp, remote)
+        except (TimeoutError, ConnectionError):
+            raise
+        except OSError as error:
+            raise ArchiveConflict(
+                f"{self._where()}: {key} is a truncated copy ({truncated.size:,} of {total:,} bytes) and this "
+                f"server cannot replace it atomically (posix-rename@openssh.com: {error}); remove it on the "
+                "server and the next sync puts the whole object") from None
+        log.warning("%s", port.healing(self._where(), key, truncated.size, total))
 
     def get(self, key: str) -> bytes:
         remote = self._remote(key)
@@ -163,16 +234,8 @@ class SftpArchive:
         remote = self._remote(key)
 
         def reread(sftp: paramiko.SFTPClient) -> Stored | None:
-            try:
-                size = sftp.stat(remote).st_size or 0
-            except FileNotFoundError:
-                return None
-            digest = hashlib.sha256()
-            with sftp.open(remote, "rb") as handle:
-                handle.prefetch(size)
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-            return Stored(key, int(size), digest.hexdigest())
+            found = _held(sftp, remote)
+            return None if found is None else Stored(key, found.size, found.sha256)
 
         result: Stored | None = self._call(f"reading back {key}", reread)
         return result
@@ -219,6 +282,30 @@ def _load_key(path: Path) -> paramiko.PKey:
         except OSError as error:
             raise ArchiveRefused(f"archive.ssh_key: cannot read {path}: {error.strerror or error}") from None
     raise ArchiveRefused(f"archive.ssh_key: {path} is not an unencrypted Ed25519, ECDSA or RSA private key")
+
+
+def _held(sftp: paramiko.SFTPClient, path: str) -> Held | None:
+    """Size and SHA-256 of what the server holds at `path`, read back; None when there is nothing."""
+    try:
+        attributes = sftp.stat(path)
+    except FileNotFoundError:
+        return None
+    digest = hashlib.sha256()
+    size = 0
+    with sftp.open(path, "rb") as handle:
+        handle.prefetch(attributes.st_size)
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return Held(size, digest.hexdigest(), (attributes.st_size, attributes.st_mtime))   # all SFTP v3 tells
+
+
+def _remove_temporaries(sftp: paramiko.SFTPClient, directory: str, name: str) -> None:
+    """Temporaries of this object a kill left: on a full disk they take the room the next put needs."""
+    for stale in sftp.listdir(directory):
+        if stale.startswith(name + ".") and stale.endswith(".part"):
+            with contextlib.suppress(OSError):
+                sftp.remove(posixpath.join(directory, stale))
 
 
 def _exists(sftp: paramiko.SFTPClient, path: str) -> bool:
