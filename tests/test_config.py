@@ -180,3 +180,60 @@ def test_keys_that_nothing_read_are_gone():
     for text in ("telephony.ring_on_s = 1.0", "telephony.ring_off_s = 2.0"):
         with pytest.raises(ConfigError, match="unknown key"):
             config.parse(tomllib.loads(text))
+
+
+# ---- issue 22 item 10: `config set` goes through the same checks as the file ------------------------
+
+
+@pytest.mark.parametrize("raw", ['"/"', '""', "recordings", "/dev/null", '"/proc/1"'])
+def test_config_set_refuses_a_data_dir_that_is_no_usable_directory_and_leaves_the_file(tmp_path, raw):
+    from callrec.console.maintenance import config_set
+
+    path = tmp_path / "callrec.toml"
+    path.write_text('device_name = "closet"\n')
+    answer, changed = config_set(path, "storage.data_dir", raw)
+    assert changed is None and "not changed" in answer and "storage.data_dir: " in answer, answer
+    assert path.read_text() == 'device_name = "closet"\n'
+
+
+def test_config_set_refuses_control_characters_in_the_device_name(tmp_path):
+    from callrec.console.maintenance import config_set
+
+    path = tmp_path / "callrec.toml"
+    path.write_text('device_name = "closet"\n')
+    answer, changed = config_set(path, "device_name", '"front\\u0000desk"')
+    assert changed is None and "device_name: control character U+0000" in answer, answer
+    assert path.read_text() == 'device_name = "closet"\n'
+
+
+def test_config_set_works_on_a_file_with_a_byte_order_mark_and_keeps_it(tmp_path):
+    path = tmp_path / "callrec.toml"
+    path.write_bytes(b'\xef\xbb\xbfregion = "US"\n')
+    edit = config.set_key(path, "device_name", "closet")
+    assert edit.config.device_name == "closet" and edit.config.region == "US"
+    assert path.read_bytes().startswith(b'\xef\xbb\xbfregion = "US"\n')
+    assert config.load(path).device_name == "closet"
+
+
+def test_a_value_typed_at_the_console_that_tomllib_cannot_hold_is_taken_as_text():
+    assert config.parse_value("9" * 5000) == "9" * 5000
+    assert config.parse_value("[" * 2000) == "[" * 2000
+
+
+def test_an_unknown_key_with_control_characters_is_shown_escaped():
+    with pytest.raises(ConfigError) as error:
+        config.parse({"\x1b[2Jbogus": 1}, "c.toml")
+    assert "\x1b" not in str(error.value) and '"\\x1b[2Jbogus": unknown key' in str(error.value)
+
+
+def test_a_scenario_with_a_byte_order_mark_or_deep_nesting_is_read_or_refused_by_name(tmp_path):
+    from callrec.sim.scenario import ScenarioError, load_scenario
+
+    path = tmp_path / "s.toml"
+    path.write_text("x = " + "[" * 2000 + "]" * 2000 + "\n")
+    with pytest.raises(ScenarioError, match="nested too deeply"):
+        load_scenario(path)
+    path.write_bytes(b"\xef\xbb\xbf[[line]]\nline = 1\n")
+    with pytest.raises(ScenarioError) as error:
+        load_scenario(path)
+    assert "Invalid statement" not in str(error.value) and "line[0].audio: Field required" in str(error.value)

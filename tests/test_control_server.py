@@ -109,6 +109,25 @@ def test_nothing_outside_the_command_table_reaches_the_device(live: LiveService)
     ControlClient(live.socket).command("recording.resume", {"line": 1})
 
 
+@pytest.mark.parametrize("args,by", [
+    ({"tag": "vip\u0000"}, None),
+    ({"tag": "ok\nFAKE LOG LINE"}, None),
+    ({"tag": "\u001b[2Jcleared"}, None),
+    ({"tag": "\u202egnp.exe"}, None),
+    ({"tag": "fine"}, "tech\u001b[31m"),
+    ({"tag": "fine"}, "tech\nroot logged in"),
+])
+def test_a_tag_or_actor_with_control_characters_is_refused_before_the_device(
+        live: LiveService, args: dict[str, str], by: str | None) -> None:
+    """Tags reach the index, the journal, MQTT and the viewer; `by` reaches logs and the audit log."""
+    request: dict[str, Any] = {"id": 1, "cmd": "command", "name": "call.mark",
+                               "args": {"call_id": live.call_id, **args}}
+    if by is not None:
+        request["by"] = by
+    [response] = _exchange(live.socket, json.dumps(request).encode() + b"\n")
+    assert response["ok"] is False and "control character" in response["error"], response
+
+
 def test_malformed_lines_get_errors_and_the_same_connection_keeps_serving(live: LiveService) -> None:
     raw = b"\n".join([b"not json", b"\xff\xfe", b"[1,2]", b'{"cmd": NaN}', b"[" * 5000, b'{"id": true}',
                       b'{"id": 9, "cmd": "alarms"}', b""])

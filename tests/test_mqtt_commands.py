@@ -70,6 +70,9 @@ def test_announcement_test_on_a_busy_line_is_refused_with_the_device_message(liv
         ("call.mark", {"call_id": "c"}, "tag: Field required"),
         ("recording.delete", {"line": 1}, "unknown command"),
         ("export", {}, "unknown command"),
+        ("call.mark", {"call_id": "c-9", "tag": "vip\u0000"}, "tag: control character U+0000"),
+        ("call.mark", {"call_id": "c-9", "tag": "a\nFORGED"}, "tag: control character U+000A"),
+        ("call.mark", {"call_id": "c\u001b[2J", "tag": "ok"}, "call_id: control character U+001B"),
     ],
 )
 def test_wrong_arguments_and_unknown_commands_get_an_error_and_change_nothing(

@@ -105,3 +105,121 @@ def test_the_console_survives_a_config_that_is_not_utf8_and_says_what_is_wrong(l
         terminal.close()
         stop(proc)
         ptys.stop()
+
+
+# ---- issue 22 item 10: hostile files, paths that are no data directory, control characters ----------
+
+DEEP = {"array": "x = " + "[" * 2000 + "]" * 2000 + "\n",
+        "inline table": "x = " + "{ a = " * 2000 + "1" + " }" * 2000 + "\n"}
+
+
+@pytest.fixture(params=sorted(DEEP))
+def deep_config(request, tmp_path: Path) -> Path:
+    path = tmp_path / "deep.toml"
+    path.write_text(DEEP[request.param])
+    return path
+
+
+def test_check_config_names_a_2000_deep_nesting_instead_of_a_traceback(deep_config):
+    out = callrec("check-config", str(deep_config))
+    assert out.returncode == 1, out.stderr
+    assert f"{deep_config}: not valid TOML: arrays or inline tables nested too deeply" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and "RecursionError" not in out.stderr
+
+
+@pytest.mark.parametrize("command", [["calls", "list"], ["run"], ["recover"]])
+def test_every_entry_point_turns_a_2000_deep_nesting_into_a_config_error(deep_config, tmp_path, command):
+    out = callrec("--config", str(deep_config), *command, "--data", str(tmp_path / "data"))
+    assert out.returncode == 2, out.stderr
+    assert "configuration error" in out.stderr and "nested too deeply" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_number_with_thousands_of_digits_is_a_config_error_not_a_traceback(tmp_path):
+    path = tmp_path / "big.toml"
+    path.write_text("[mqtt]\nport = " + "9" * 5000 + "\n")
+    out = callrec("check-config", str(path))
+    assert out.returncode == 1, out.stderr
+    assert f"{path}: not valid TOML" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_console_stays_up_and_closed_showing_a_2000_deep_nesting(tmp_path):
+    """Under Restart=always an exit at start is a restart loop; docs/console.md: it stays closed."""
+    from console_support import PtyPair, Terminal, start_console, stop
+
+    config = tmp_path / "deep.toml"
+    config.write_text('[console]\nopen = true\n[mqtt]\nx = ' + "[" * 2000 + "]" * 2000 + "\n")
+    ptys = PtyPair(tmp_path).start()
+    proc = start_console(ptys.console, tmp_path / "data", tmp_path / "nobody.sock", tmp_path / "console.log",
+                         "--config", str(config))
+    terminal = Terminal(ptys.technician)
+    try:
+        terminal.type("\r")
+        shown = terminal.read_until("nested too deeply", timeout=15)
+        assert "console is CLOSED" in shown and "The configuration file is not usable" in shown
+        assert proc.poll() is None, "the console keeps running"
+    finally:
+        terminal.close()
+        stop(proc)
+        ptys.stop()
+    assert "Traceback" not in (tmp_path / "console.log").read_text(errors="replace")
+
+
+def test_a_leading_utf8_bom_as_windows_editors_write_it_is_accepted(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b'\xef\xbb\xbfregion = "US"\n')
+    out = callrec("check-config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "region US" in out.stdout
+
+
+@pytest.mark.parametrize("data_dir,expected", [
+    ("/", "the root directory"),
+    ("", "an absolute path"),
+    ("recordings", "an absolute path"),
+    ("/dev/null", "under /dev"),
+    ("/proc/self", "under /proc"),
+    ("/sys/kernel", "under /sys"),
+    ("/var/lib/../../dev/shm/x", "under /dev"),
+    ("FILE", "exists and is not a directory"),
+])
+def test_storage_data_dir_must_be_a_usable_directory(tmp_path, data_dir, expected):
+    existing = tmp_path / "a-file"
+    existing.write_text("not a directory\n")
+    path = tmp_path / "c.toml"
+    path.write_text(f'[storage]\ndata_dir = "{str(existing) if data_dir == "FILE" else data_dir}"\n')
+    out = callrec("check-config", str(path))
+    assert out.returncode == 1, out.stdout
+    assert "storage.data_dir: " in out.stderr and expected in out.stderr, out.stderr
+
+
+def test_data_given_on_the_command_line_is_checked_the_same_way(tmp_path):
+    out = callrec("calls", "list", "--data", "/")
+    assert out.returncode == 2 and "--data /: " in out.stderr and "the root directory" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("text,key", [
+    ('device_name = "front\\u0000desk"', "device_name"),
+    ('device_name = "front\\ndesk"', "device_name"),
+    ('device_name = "a\\u001b[2Jb"', "device_name"),
+    ('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\nname = "Sales\\u0000"', "lines[0].name"),
+    ('[mqtt]\nbase_topic = "callrec\\nx"', "mqtt.base_topic"),
+    ('[mqtt]\nusername = "u\\u0000"', "mqtt.username"),
+    ('[signals]\nmark_tag = "tag\\r"', "signals.mark_tag"),
+    ('[storage]\ndata_dir = "/var/lib/call\\u0000rec"', "storage.data_dir"),
+    ('[privacy]\npurpose = "ok\\u0000"', "privacy.purpose"),
+    ('[archive]\nurl = "file:///srv/a\\u007f"', "archive.url"),
+])
+def test_control_characters_in_names_and_strings_are_refused_naming_the_key(tmp_path, text, key):
+    path = tmp_path / "c.toml"
+    path.write_text(text + "\n")
+    out = callrec("check-config", str(path))
+    assert out.returncode == 1, out.stdout
+    assert f"  {key}: " in out.stderr and "control character" in out.stderr, out.stderr
+
+
+def test_the_purpose_of_use_may_still_run_over_several_lines(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[privacy]\npurpose = """We record calls.\n\tTo settle disputes."""\n')
+    out = callrec("check-config", str(path))
+    assert out.returncode == 0, out.stderr

@@ -9,12 +9,12 @@ port by accident is worse than one whose technician must decide.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from pydantic import Field, ValidationError, field_validator
 
-from callrec.config.toml import TomlModel
+from callrec.config.toml import TomlModel, toml_document
+from callrec.errors import CallrecError
 
 _HASH = re.compile(r"^scrypt\$[A-Za-z0-9+/]{11,}={0,2}\$[A-Za-z0-9+/]{43}=$")
 
@@ -44,11 +44,12 @@ class ConsoleConfig(TomlModel):
 def salvage_console(path: Path | None) -> ConsoleConfig:
     """The `[console]` table of a file that is unusable elsewhere: the console must still open (it is
     how a technician finds out what is wrong) and still ask for the passphrase. A file whose console
-    table cannot be read either gives the closed default."""
+    table cannot be read either gives the closed default (whatever the file holds: this runs at the
+    console's start, and an exception here would be a restart loop under Restart=always)."""
     if path is None:
         return ConsoleConfig()
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get("console", {})
+        table = toml_document(path.read_bytes(), str(path), CallrecError).get("console", {})
         return ConsoleConfig.model_validate(table if isinstance(table, dict) else {})
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, ValidationError):
+    except (OSError, CallrecError, ValidationError):
         return ConsoleConfig()

@@ -24,6 +24,7 @@ import tomlkit
 from tomlkit.items import AoT, Table
 
 from callrec.config.model import Config, ConfigError, parse
+from callrec.config.toml import BOM, toml_document
 from callrec.errors import CallrecError
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d{1,2}\])*(\.[A-Za-z_][A-Za-z0-9_]*(\[\d{1,2}\])*)*$")
@@ -51,7 +52,7 @@ def parse_value(raw: str) -> Any:
     """A value as typed: TOML syntax when it is TOML (`42`, `true`, `"a b"`, `[1, 2]`), else a string."""
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (ValueError, RecursionError):   # TOMLDecodeError, an integer past the digit limit, deep nesting
         return raw
 
 
@@ -63,9 +64,10 @@ def set_key(path: Path, key: str, value: Any, *, extra_check: Callable[[Config],
                         "e.g. mqtt.host or lines[0].name")
     path = path.resolve()   # a link (the image's /etc/callrec/callrec.toml -> /data/config) stays a link
     text = _read(path)
+    bom = BOM if text.startswith(BOM) else ""   # kept as the file had it (a Windows editor wrote it)
     try:
-        document = tomlkit.parse(text)
-    except Exception as error:   # tomlkit raises its own ParseError family
+        document = tomlkit.parse(text.removeprefix(BOM))
+    except Exception as error:   # tomlkit raises its own ParseError family, and RecursionError
         raise EditError(f"{path}: not valid TOML ({error}); fix the file first (check-config shows where)") from None
     parts = [name or int(index) for name, index in _PART.findall(key)]
     container: Any = document
@@ -75,8 +77,12 @@ def set_key(path: Path, key: str, value: Any, *, extra_check: Callable[[Config],
     if not isinstance(last, str):
         raise EditError(f"{key}: name a key inside the entry, e.g. {key}.name")
     old = container.get(last) if hasattr(container, "get") else None
-    container[last] = value
-    new_text = tomlkit.dumps(document)
+    try:
+        container[last] = value
+        new_text = bom + tomlkit.dumps(document)
+        new_text.encode("utf-8")   # a lone surrogate (from a caller, not from the console's decoder)
+    except (ValueError, TypeError, RecursionError) as error:   # tomlkit or UTF-8 cannot write the value
+        raise EditError(f"{key}: cannot be written as TOML in UTF-8 ({str(error)[:120]})") from None
     config = _validate(new_text, path, extra_check)
     backup = _write(path, text, new_text)
     return Edit(path, key, _plain(old), value, backup, not key.startswith(CONSOLE_ONLY), config)
@@ -112,7 +118,7 @@ def _read(path: Path) -> str:
 
 def _validate(text: str, path: Path, extra_check: Callable[[Config], list[str]] | None) -> Config:
     try:
-        config = parse(tomllib.loads(text), str(path))
+        config = parse(toml_document(text, str(path), ConfigError), str(path))
     except ConfigError as error:
         raise EditError(f"not changed: {error}") from None
     problems = extra_check(config) if extra_check else []

@@ -7,8 +7,9 @@ The models forbid unknown keys so a typo is an error, not a silently ignored set
 
 from __future__ import annotations
 
+import os
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TypeGuard
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -19,7 +20,7 @@ from callrec.config.health import HealthConfig
 from callrec.config.mqtt import MqttSettings
 from callrec.config.privacy import PrivacyConfig, RetentionConfig
 from callrec.config.regions import PROFILES, RegionProfile, Tone
-from callrec.config.toml import TomlModel, field_problems, report
+from callrec.config.toml import TomlModel, field_problems, report, toml_document
 from callrec.errors import CallrecError
 
 DEFAULT_CONFIG_PATH = Path("/etc/callrec/callrec.toml")
@@ -145,11 +146,54 @@ class SignalsConfig(TomlModel):
     mark_tag: str = Field("dtmf-mark", min_length=1, description="Tag a DTMF mark puts on the call")
 
 
+# Kernel file systems: a "directory" there holds no recordings (and writing into /sys or /proc can
+# change the machine).
+_KERNEL_TREES = (PurePosixPath("/dev"), PurePosixPath("/proc"), PurePosixPath("/sys"))
+
+
+def data_dir_problem(path: Path) -> str | None:
+    """Why `path` cannot be the data directory, or None.
+
+    The recorder creates, renames and deletes files under it (retention, quarantine): `/` or `/dev`
+    there would be a disaster, `/dev/null` or a regular file cannot hold anything, and a relative
+    path means a different place for the service, its helpers and each command run by hand.
+    Checked on the path as written and on where it leads (`..` and links resolved)."""
+    text = str(path)
+    if not text or text == "." or not path.is_absolute():
+        return f"must be an absolute path such as /var/lib/callrec, not {text if text != '.' else ''!r}"
+    lexical = PurePosixPath(os.path.normpath(text))
+    try:
+        real = PurePosixPath(os.path.realpath(text))
+    except (OSError, ValueError):
+        real = lexical
+    for where in (lexical, real):
+        if where == PurePosixPath("/"):
+            return "must not be the root directory: the recorder creates and deletes files under it"
+        for tree in _KERNEL_TREES:
+            if where == tree or tree in where.parents:
+                return f"{text!r} is under {tree}, a kernel file system that holds no recordings"
+    try:
+        if path.exists() and not path.is_dir():
+            return f"{text!r} exists and is not a directory"
+    except OSError as error:
+        return f"{text!r} cannot be looked at: {error.strerror or error}"
+    return None
+
+
 class StorageConfig(TomlModel):
-    data_dir: Path = Field(Path("/var/lib/callrec"), description="Recordings, index and journal")
+    data_dir: Path = Field(Path("/var/lib/callrec"), description="Recordings, index and journal (an absolute "
+                                                                 "directory, not /, not under /dev, /proc or /sys)")
     format: Literal["flac", "wav"] = Field("flac", description="Format of finalized recordings")
     min_call_seconds: float = Field(2.0, ge=0, le=600, description="Shorter calls are discarded")
     sync_interval_s: float = Field(1.0, gt=0, le=1.0, description="Recording data reaches disk this often")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _usable_data_dir(cls, value: Path) -> Path:
+        problem = data_dir_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class Config(TomlModel):
@@ -220,6 +264,9 @@ class Config(TomlModel):
         if data_dir is None:
             return self
         data_dir = data_dir.absolute()   # helpers (PulseAudio, sockets) run elsewhere: no relative paths
+        problem = data_dir_problem(data_dir)
+        if problem is not None:
+            raise ConfigError(f"--data {data_dir}: {problem}")
         return self.model_copy(update={"storage": self.storage.model_copy(update={"data_dir": data_dir})})
 
 
@@ -327,8 +374,9 @@ def parse(data: dict[str, Any], source: str = "<config>") -> Config:
 def load(path: Path | None) -> Config:
     """Read and validate a TOML file; None gives the built-in defaults.
 
-    Every way a file can be unusable (missing, a directory, unreadable, not UTF-8, not TOML) is a
-    ConfigError naming the file and what to do, never an exception from deeper down.
+    Every way a file can be unusable (missing, a directory, unreadable, not UTF-8, not TOML, nested
+    past any reader) is a ConfigError naming the file and what to do, never an exception from
+    deeper down; a leading byte order mark is accepted (config.toml.toml_document).
     """
     if path is None:
         return parse({}, "<defaults>")
@@ -340,14 +388,4 @@ def load(path: Path | None) -> Config:
         raise ConfigError(f"{path}: is a directory, not a configuration file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror or error}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line}); "
-                          "save the file as UTF-8") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return parse(data, str(path))
+    return parse(toml_document(raw, str(path), ConfigError), str(path))

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from callrec.config.toml import TomlModel
+from callrec.config.toml import MULTILINE, TomlModel
 
 DEFAULT_PURPOSE = (
     "この通話は、応対品質の向上、ご依頼内容の確認および言った・言わないの紛争防止のために録音しています。"
@@ -28,7 +28,7 @@ class PrivacyConfig(TomlModel):
     recipient: tuple[str, ...] = Field(
         (), description="age X25519 recipient(s) (age1…) recordings are encrypted to; a string or an array. "
                         "Empty: recordings are stored unencrypted")
-    purpose: str = Field(DEFAULT_PURPOSE, min_length=1,
+    purpose: str = Field(DEFAULT_PURPOSE, min_length=1, json_schema_extra=MULTILINE,
                          description="Purpose of use (APPI Art. 21): with each call record, in status, discovery "
                                      "and every export")
 

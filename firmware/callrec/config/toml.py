@@ -6,16 +6,30 @@ recorder that quietly runs with a value nobody wrote is worse than one that refu
 before pydantic converts anything, a value whose TOML type cannot be meant for the field (a
 boolean for a number, a number for a boolean, a string for either) is an error that names the key.
 Everything else (ranges, choices, unknown keys) stays pydantic's.
+
+Strings are refused when they hold control characters: every string of the configuration ends up
+in a topic, a file name, a log line, a console screen or a page, where a NUL cuts it, a newline
+forges a log line and an escape sequence repaints the technician's terminal. Only a field marked
+`multiline` (the purpose notice) keeps its newlines and tabs.
+
+And the file itself is read by one function, `toml_document`, for every caller (the configuration,
+the console's fallback, `config set`, scenarios): whatever a file holds (a byte order mark, bytes
+that are not UTF-8, a 2,000-deep array, a number of 5,000 digits), the caller gets a dict or its
+own error type naming the file, never an exception from tomllib.
 """
 
 from __future__ import annotations
 
 import re
+import tomllib
 import types
+import unicodedata
+from collections.abc import Callable
 from pathlib import PurePath
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 _NAMES = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string",
@@ -110,8 +124,39 @@ def toml_type_problem(annotation: Any, value: Any) -> str | None:
     return f"must be {expected}, not {_NAMES[kind].replace('true or false', 'a boolean')}"
 
 
+# Bidirectional embeddings, overrides and isolates reorder what a log or a page shows (the "Trojan
+# Source" trick); line and paragraph separators end a line for some readers and not for others.
+_INVISIBLE = {*map(chr, range(0x202A, 0x202F)), *map(chr, range(0x2066, 0x206A)), "\u2028", "\u2029"}
+MULTILINE: JsonDict = {"multiline": True}   # json_schema_extra of a free text field that may hold \n and \t
+
+
+def control_character_problem(text: str, *, multiline: bool = False) -> str | None:
+    """Why `text` cannot be a name or setting: the first control character in it, or None."""
+    for position, char in enumerate(text):
+        if multiline and char in "\n\t":
+            continue
+        if unicodedata.category(char) == "Cc" or char in _INVISIBLE:
+            return (f"control character U+{ord(char):04X} at position {position} is not allowed (it would reach "
+                    "topics, file names, logs and pages); remove it")
+    return None
+
+
+def _strings_problem(value: Any, multiline: bool) -> str | None:
+    """The first control character in a string, a path or an array of them (items named)."""
+    if isinstance(value, str | PurePath):
+        return control_character_problem(str(value), multiline=multiline)
+    if isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            if isinstance(item, str | PurePath):
+                problem = control_character_problem(str(item), multiline=multiline)
+                if problem is not None:
+                    return f"item {position}: {problem}"
+    return None
+
+
 class TomlModel(BaseModel):
-    """A table of the configuration: unknown keys are errors, values keep their TOML type."""
+    """A table of the configuration: unknown keys are errors, values keep their TOML type, strings
+    hold no control characters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -120,10 +165,71 @@ class TomlModel(BaseModel):
     def _as_written(cls, value: Any, info: ValidationInfo) -> Any:
         if info.field_name is None:
             return value
-        problem = toml_type_problem(cls.model_fields[info.field_name].annotation, value)
+        field = cls.model_fields[info.field_name]
+        problem = toml_type_problem(field.annotation, value)
+        if problem is None:
+            extra = field.json_schema_extra
+            problem = _strings_problem(value, multiline=isinstance(extra, dict) and bool(extra.get("multiline")))
         if problem is not None:
             raise PydanticCustomError("toml_type", problem)
         return value
+
+
+# ---- reading the file: one way for every caller ----------------------------------------------------
+
+BOM = "\ufeff"
+# No setting nests deeper than 4 (telephony.tones.busy.freqs[0]); anything far past that is a
+# damaged or hostile file, refused before code that walks the data (pydantic, repr, JSON) meets it.
+MAX_DEPTH = 16
+_DEEP = "arrays or inline tables nested too deeply"
+
+
+def toml_document(raw: bytes | str, source: str, fail: Callable[[str], Exception]) -> dict[str, Any]:
+    """The TOML document in `raw`; every way it can be unusable raises `fail(message)`, the message
+    starting with `source` and saying what to do.
+
+    A leading UTF-8 byte order mark is dropped: Windows editors write one, TOML 1.0 does not allow
+    it, and tomllib's "Invalid statement (at line 1, column 1)" sends a technician looking for a
+    typo that is not there. tomllib raises more than TOMLDecodeError: RecursionError on deep
+    nesting, ValueError on an integer past Python's digit limit; each becomes `fail` too.
+    """
+    if isinstance(raw, bytes):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = raw[: error.start].count(b"\n") + 1
+            raise fail(f"{source}: not UTF-8 text (byte 0x{raw[error.start]:02x} on line {line}); "
+                       "save the file as UTF-8") from None
+    else:
+        text = raw
+    try:
+        data = tomllib.loads(text.removeprefix(BOM))
+    except RecursionError:
+        raise fail(f"{source}: not valid TOML: {_DEEP} for the reader; no setting nests more than "
+                   f"{MAX_DEPTH} levels: look for a long run of [ or {{") from None
+    except tomllib.TOMLDecodeError as error:
+        raise fail(f"{source}: not valid TOML: {error}") from None
+    except ValueError as error:   # int("9" * 5000): past sys.get_int_max_str_digits()
+        raise fail(f"{source}: not valid TOML: a value no setting can hold ({str(error).split(';')[0]})") from None
+    deep = _too_deep(data)
+    if deep is not None:
+        raise fail(f"{source}: {deep}: {_DEEP} (more than {MAX_DEPTH} levels; no setting needs more than 4)")
+    return data
+
+
+def _too_deep(data: dict[str, Any]) -> str | None:
+    """The key path of the first value nested deeper than MAX_DEPTH, or None (iterative: no recursion
+    on exactly the data that could exhaust it)."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            return key_path(loc[:MAX_DEPTH + 1])
+        if isinstance(value, dict):
+            stack += [(item, (*loc, key)) for key, item in value.items()]
+        elif isinstance(value, list):
+            stack += [(item, (*loc, position)) for position, item in enumerate(value)]
+    return None
 
 
 # ---- errors as people read them: "key.path: what is wrong", every problem of a file at once -----
@@ -132,10 +238,27 @@ class TomlModel(BaseModel):
 _RELATIVE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*(\.[A-Za-z_][A-Za-z0-9_]*(\[\d+\])*)*$")
 
 
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def printable(text: str) -> str:
+    """`text` with every character that is not printable (controls, bidi overrides, separators)
+    written as its escape, the rest (other scripts included) as it is."""
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+                   for char in text)
+
+
 def key_path(loc: tuple[Any, ...]) -> str:
+    """`lines[0].name` for ("lines", 0, "name"); a key that is not a bare TOML key is shown quoted with
+    its control characters escaped, so an error message cannot carry them to a terminal."""
     path = ""
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        if isinstance(part, int):
+            path += f"[{part}]"
+            continue
+        name = str(part)
+        shown = name if _BARE_KEY.match(name) else '"' + printable(name)[:64] + '"'
+        path += f".{shown}" if path else shown
     return path
 
 

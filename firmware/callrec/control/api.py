@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from callrec.config import control_character_problem
 from callrec.errors import CallrecError
 
 
@@ -31,6 +32,16 @@ class _Args(BaseModel):
     # strict: "1" is not a line number and true is not 1; forbid: a typo in a key is an error,
     # not a silently ignored option.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: object) -> object:
+        """A call id or tag goes into the index, the journal, logs and the viewer's pages: a NUL, a
+        newline or an escape sequence there is an attack, not a tag."""
+        problem = control_character_problem(value) if isinstance(value, str) else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class NoArgs(_Args):
@@ -82,6 +93,17 @@ def parse_object(raw: bytes, what: str, example: str) -> dict[str, Any]:
     return body
 
 
+def actor_name(by: Any, fallback: str) -> str:
+    """Who a front end says sent a request (`by`), as it goes into logs and the audit log; `fallback`
+    when it says nothing. Refused when it holds control characters (a forged log line)."""
+    if not isinstance(by, str) or not by:
+        return fallback
+    problem = control_character_problem(by)
+    if problem is not None:
+        raise Refused(f"'by': {problem}")
+    return by[:64]
+
+
 def request_id(body: dict[str, Any], *, required: bool) -> str | int | None:
     """The caller's `id`, echoed in the reply: a string or an integer of sane size."""
     if "id" not in body or body["id"] is None:
@@ -109,7 +131,7 @@ def validate_command(name: Any, args: Any) -> dict[str, Any]:
     try:
         return model.model_validate(args).model_dump()
     except ValidationError as error:
-        parts = [f"{'.'.join(str(p) for p in item['loc']) or 'arguments'}: {item['msg']}"
+        parts = [f"{'.'.join(str(p) for p in item['loc']) or 'arguments'}: {item['msg'].removeprefix('Value error, ')}"
                  for item in error.errors(include_url=False, include_input=False)]
         raise Refused("; ".join(parts)) from None
 

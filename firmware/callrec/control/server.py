@@ -33,7 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from callrec.control.api import CommandError, Device, Refused, parse_object, request_id, validate_command
+from callrec.control.api import (
+    CommandError,
+    Device,
+    Refused,
+    actor_name,
+    parse_object,
+    request_id,
+    validate_command,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,9 +219,9 @@ class ControlServer:
         name, args = body.get("name"), body.get("args", {})
         validated = validate_command(name, args)
         assert isinstance(name, str)  # validate_command refuses any other name
-        log.info("control command %s %s from %s", name, json.dumps(args, ensure_ascii=False)[:200], peer)
-        by = body.get("by")
-        actor = f"{str(by)[:64]} ({peer})" if isinstance(by, str) and by else f"control:{peer}"
+        by = actor_name(body.get("by"), "")
+        actor = f"{by} ({peer})" if by else f"control:{peer}"
+        log.info("control command %s %s from %s", name, json.dumps(validated, ensure_ascii=False)[:200], actor)
         return self.device.command(name, validated, actor=actor)
 
 

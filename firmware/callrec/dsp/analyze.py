@@ -74,8 +74,11 @@ def _row(d: dict[str, Any]) -> str:
 PCAP_MAGICS = {bytes.fromhex(m) for m in ("a1b2c3d4", "d4c3b2a1", "a1b23c4d", "4d3cb2a1", "0a0d0d0a")}
 
 
-def _is_pcap(path: str) -> bool:
-    """A D-channel trace (pcap), told by its magic number, whatever its name."""
+def _is_capture(path: str) -> bool:
+    """A D-channel trace: a pcap, told by its magic number whatever its name, or a raw dump of the
+    tap's UART, told by its name (*.hdlc: the byte stream has no header to tell it by)."""
+    if path.lower().endswith(".hdlc"):
+        return True
     try:
         with open(path, "rb") as file:
             return file.read(4) in PCAP_MAGICS
@@ -86,9 +89,10 @@ def _is_pcap(path: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Entry point for `callrec analyze`; returns the exit status (2 for unusable input).
 
-    A recording gives its DTMF, caller ID and tones; an ISDN D-channel trace (pcap) its Q.931
-    messages, one JSON line each with --json (callrec.isdn.analyze)."""
-    if _is_pcap(args.file):
+    A recording gives its DTMF, caller ID and tones; an ISDN D-channel trace (pcap, or the tap's
+    UART as FILE.hdlc) its Q.931 messages, one JSON line each with --json (callrec.isdn.analyze),
+    streamed: memory does not grow with the file."""
+    if _is_capture(args.file):
         from callrec.isdn import run_analyze
 
         return run_analyze(args.file, args.json, sys.stdout)
@@ -112,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="audio file (WAV or anything libsndfile reads), any rate/width/channels; "
-                                     "or a pcap of an ISDN D-channel (link type 177 or 203)")
+                                     "or a pcap of an ISDN D-channel (link type 177 or 203), or a raw dump "
+                                     "of the tap's UART named *.hdlc")
     parser.add_argument("--region", choices=sorted(PROFILES), default="JP",
                         help="tone plan and DTMF acceptance limits (default JP)")
     parser.add_argument("--json", action="store_true", help="one JSON object per detection")

@@ -6,7 +6,7 @@ what it skipped; `BriCalls` follows the calls and emits the signals a recorder a
 `run_analyze` is the `callrec analyze` command.
 """
 
-from callrec.isdn.analyze import analyze, message_dict, run_analyze
+from callrec.isdn.analyze import analyze, message_dict, open_capture, run_analyze
 from callrec.isdn.calls import (
     BriAlerting,
     BriAnswered,
@@ -21,7 +21,7 @@ from callrec.isdn.calls import (
 )
 from callrec.isdn.dchannel import DChannelDecoder
 from callrec.isdn.errors import FrameError, FrameSkipped, PcapFormatError
-from callrec.isdn.hdlc import HdlcDeframer, crc16_x25, encode_frame
+from callrec.isdn.hdlc import HdlcCapture, HdlcDeframer, crc16_x25, encode_frame
 from callrec.isdn.lapd import LapdFrame, parse_lapd
 from callrec.isdn.live import FrameSink, SerialDChannel
 from callrec.isdn.pcap import (
@@ -49,7 +49,8 @@ __all__ = [
     "LINKTYPE_LAPD", "LINKTYPE_LINUX_LAPD", "MESSAGE_NAMES", "MESSAGE_TYPES", "Q850_CAUSES", "BriAlerting",
     "BriAnswered", "BriCall", "BriCalls", "BriChannelAssigned", "BriDigits", "BriEnded", "BriOffered", "BriSignal",
     "CallId", "CapturedFrame", "Cause", "ChannelId", "DChannelDecoder", "FrameError", "FrameSink", "FrameSkipped",
-    "HdlcDeframer", "LapdFrame", "PartyNumber", "PcapFormatError", "PcapReader", "Progress", "Q931Message",
-    "SerialDChannel", "analyze", "cause_text", "crc16_x25", "decode_q931", "encode_frame", "message_dict",
-    "parse_lapd", "read_pcap", "run_analyze", "write_pcap", "Trace", "two_calls_on_a_bri"
+    "HdlcCapture", "HdlcDeframer", "LapdFrame", "PartyNumber", "PcapFormatError", "PcapReader", "Progress",
+    "Q931Message", "SerialDChannel", "analyze", "cause_text", "crc16_x25", "decode_q931", "encode_frame",
+    "message_dict", "open_capture", "parse_lapd", "read_pcap", "run_analyze", "write_pcap", "Trace",
+    "two_calls_on_a_bri"
 ]

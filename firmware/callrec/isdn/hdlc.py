@@ -19,10 +19,11 @@ is discarded by the real terminals, so it must not change our view of a call.
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from callrec.isdn.pcap import CapturedFrame
 
@@ -162,3 +163,34 @@ class HdlcDeframer:
                 return t
         self._anchor = (now, ms)
         return now
+
+
+class HdlcCapture:
+    """A raw dump of the tap's UART read as a stream of frames, a chunk at a time (memory does not
+    grow with the file): what `stty -F /dev/ttyAMA2 raw 115200; cat /dev/ttyAMA2 > d.hdlc` keeps.
+
+    The file does not say when it was made, so times come from the tap's millisecond counter alone:
+    the first frame is at 0.0 and the others after it (the counter's wraps unwrapped).
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._deframer = HdlcDeframer(clock=lambda: 0.0, resync_s=math.inf)
+        with open(path, "rb"):   # missing, a directory, unreadable: OSError now, before any frame
+            pass
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Dropped frames by reason, so far."""
+        return self._deframer.counts
+
+    @property
+    def frames(self) -> int:
+        return self._deframer.frames
+
+    def __iter__(self) -> Iterator[CapturedFrame]:
+        with open(self.path, "rb") as f:
+            while chunk := f.read(self.CHUNK):
+                yield from self._deframer.feed(chunk)

@@ -10,7 +10,6 @@ audio it happens on (a time past the end would make the simulator write silence 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -18,7 +17,7 @@ from typing import Any, Literal
 import soundfile
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from callrec.config import TomlModel, field_problems, report
+from callrec.config import TomlModel, field_problems, report, toml_document
 from callrec.errors import CallrecError
 
 
@@ -148,17 +147,14 @@ class ScenarioModel(TomlModel):
 def load_scenario(path: Path) -> Scenario:
     """Read and check a scenario file; ScenarioError lists every problem of it."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such scenario file") from None
     except IsADirectoryError:
         raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not UTF-8 text; save the scenario as UTF-8") from None
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read: {error.strerror or error}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ScenarioError(f"{path}: not valid TOML: {error}") from None
+    data = toml_document(raw, str(path), ScenarioError)   # a BOM, not UTF-8, deep nesting: all ScenarioError
     data.setdefault("line", None)
     try:
         model = ScenarioModel.model_validate(data)
@@ -221,10 +217,13 @@ def _isdn_events(scenario: Path, lines: list[LineModel], line: LineModel,
 
 def _audio(scenario: Path, name: str) -> tuple[Path | None, str | None]:
     audio = (scenario.parent / name).resolve()
-    if not audio.exists():
-        return None, f"no such file {audio}"
-    if audio.is_dir():
-        return None, f"{audio} is a directory, not an audio file"
+    try:
+        if not audio.exists():
+            return None, f"no such file {audio}"
+        if audio.is_dir():
+            return None, f"{audio} is a directory, not an audio file"
+    except OSError as error:   # a name too long, a loop of links, a directory we may not enter
+        return None, f"{str(audio)[:200]}: cannot be looked at: {error.strerror or error}"
     try:
         info = soundfile.info(str(audio))
     except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
