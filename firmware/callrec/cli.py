@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import json
 import logging
@@ -253,7 +254,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     except ConfigError as error:
         from callrec.config import salvage_console
 
-        config, problem = configmod.load(None).with_data_dir(args.data), str(error)
+        config, problem = configmod.load(None), str(error)
+        with contextlib.suppress(ConfigError):   # --data itself is the problem: the defaults' directory
+            config = config.with_data_dir(args.data)
         config = config.model_copy(update={"console": salvage_console(source)})
         log.error("console: the configuration is not usable, showing the defaults:\n%s", error)
     def reload() -> Config | None:
@@ -406,9 +409,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
                 print(f"callrec recover: the evidence store cannot be opened ({error}); recovered calls are "
                       "not sealed into the chain", file=sys.stderr)
                 chain = None
-            result = recover_all(data_dir, config.storage.format, store.index, EventBus(store.journal),
+            bus = EventBus(store.journal)
+            result = recover_all(data_dir, config.storage.format, store.index, bus,
                                  rate=config.audio.sample_rate, preroll_s=config.audio.preroll_seconds,
-                                 chain=chain)
+                                 chain=chain, journal_required=True)
+            bus.retry()
+            unjournaled = bus.held   # events this short-lived process could not journal are lost with it
         finally:
             store.close()
     finally:
@@ -423,10 +429,20 @@ def cmd_recover(args: argparse.Namespace) -> int:
         print(f"MISSING {call_id}: the index names a recording that is not on the disk")
     for name in result.quarantined:
         print(f"QUARANTINED {name}: not recoverable, moved to {quarantine_dir(data_dir)}")
+    for postponed in result.postponed:
+        print(f"NOT RECOVERED {postponed.part}: {postponed.why}; the part is kept. {postponed.todo}")
+    if result.index_postponed is not None:
+        print(f"NOT RECONCILED the index with the recordings: {result.index_postponed.why}. "
+              f"{result.index_postponed.todo}")
+    if unjournaled:
+        print(f"NOT JOURNALED {unjournaled} event(s) of this recovery: the event journal "
+              f"{data_dir / 'journal.sqlite'} could not be written; they were printed in the log above. "
+              "Free space on its disk; the calls' records are in the index and their sidecars.")
     if not (result.recovered or result.reindexed or result.rebuilt or result.missing or result.quarantined
-            or store.problems):
+            or result.postponed or result.index_postponed or store.problems):
         print("nothing to recover")
-    return 1 if result.missing or result.quarantined else 0
+    unfinished = result.missing or result.quarantined or result.postponed or result.index_postponed or unjournaled
+    return 1 if unfinished else 0
 
 
 if __name__ == "__main__":

@@ -165,6 +165,27 @@ def test_the_console_stays_up_and_closed_showing_a_2000_deep_nesting(tmp_path):
     assert "Traceback" not in (tmp_path / "console.log").read_text(errors="replace")
 
 
+def test_the_console_stays_up_when_its_data_option_itself_is_refused(tmp_path):
+    """`--data /dev/null` is refused by the configuration: the console shows why, and keeps running."""
+    from console_support import PtyPair, Terminal, start_console, stop
+
+    ptys = PtyPair(tmp_path).start()
+    proc = start_console(ptys.console, Path("/dev/null"), tmp_path / "nobody.sock", tmp_path / "console.log")
+    terminal = Terminal(ptys.technician)
+    try:
+        terminal.type("\r")
+        terminal.read_until("callrec> ", timeout=15)
+        terminal.type("config\r")
+        shown = terminal.read_until("callrec> ", timeout=15)
+        assert "NOT USABLE" in shown and "--data /dev/null" in shown
+        assert proc.poll() is None, "the console keeps running"
+    finally:
+        terminal.close()
+        stop(proc)
+        ptys.stop()
+    assert "Traceback" not in (tmp_path / "console.log").read_text(errors="replace")
+
+
 def test_a_leading_utf8_bom_as_windows_editors_write_it_is_accepted(tmp_path):
     path = tmp_path / "bom.toml"
     path.write_bytes(b'\xef\xbb\xbfregion = "US"\n')

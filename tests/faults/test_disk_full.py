@@ -10,33 +10,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from pathlib import Path
 
 import numpy as np
 import soundfile
 from callrec.control import ControlClient, ServiceUnreachable
 from conftest import callrec, noise_wav, scenario_toml
+from disk_support import fill_disk
 from fault_support import small_disk, start_simulate  # noqa: F401 - fixture
 
 LOUD = 0.3   # noise that FLAC cannot shrink much: the disk fills as it would with speech
-
-
-def _fill(disk: Path, leave: int = 0) -> Path:
-    """Fill the disk up to `leave` free bytes with a file that can be deleted later."""
-    filler = disk / "filler"
-    with open(filler, "wb", buffering=0) as handle:
-        for size in (65536, 4096, 1):   # to the last byte: a few KB left would take a call's first seconds
-            block = b"\1" * size
-            try:
-                while True:
-                    handle.write(block)
-            except OSError:
-                pass
-    if leave:
-        size = filler.stat().st_size
-        with open(filler, "r+b") as handle:
-            handle.truncate(max(0, size - leave))
-    return filler
 
 
 def test_a_disk_that_fills_mid_call_fails_that_call_with_an_alarm_and_the_run_ends(tmp_path, small_disk):  # noqa: F811 - the fixture
@@ -57,6 +39,7 @@ def test_a_disk_that_fills_mid_call_fails_that_call_with_an_alarm_and_the_run_en
     assert listing.returncode == 0 and "failed" in listing.stdout and "Traceback" not in listing.stderr
     recover = callrec("recover", "--data", str(disk / "data"))
     assert "Traceback" not in recover.stderr
+    assert recover.returncode == 1 and "NOT RECOVERED" in recover.stdout, "the disk is still full: not a success"
     assert list((disk / "data").rglob("*.pcm.part")), "the failed call's audio is kept for recover"
 
 
@@ -66,7 +49,7 @@ def test_a_call_that_cannot_be_recorded_is_not_announced_and_its_line_shows_faul
     (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "line1.wav", "events": [
         (2.0, "ring", "on"), (3.0, "ring", "off"), (3.5, "hook", "off"), (12.0, "hook", "on")]}]))
     (disk / "data").mkdir()   # the appliance's data directory exists; then the disk fills up
-    filler = _fill(disk)
+    filler = fill_disk(disk)
     run = start_simulate(tmp_path / "s.toml", disk / "data", "--realtime", "--work", str(tmp_path / "work"))
     run.until(lambda e: e["type"] == "call.started")
     time.sleep(1.5)
@@ -95,7 +78,7 @@ def test_space_freed_during_a_call_lets_the_next_call_record_with_no_restart(tmp
         (16.5, "hook", "off"), (23.0, "hook", "on")]}]))
     data = disk / "data"
     data.mkdir()
-    filler = _fill(disk)
+    filler = fill_disk(disk)
     run = start_simulate(tmp_path / "s.toml", data, "--realtime")
     first = run.until(lambda e: e["type"] == "call.started")
     time.sleep(3.0)   # well after the recorder's first attempt, even on a loaded machine

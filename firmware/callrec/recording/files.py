@@ -6,6 +6,12 @@ format that stays valid whatever instant the process dies: recovery only has to 
 Finalizing streams the part into FLAC or WAV through libsndfile (a temporary name, fsync, rename,
 so a reader never sees half a file), hashes the result and writes the JSON sidecar the same way.
 
+What the recorder learns while the disk is full (a storage gap, the call's end, why it could not be
+finalized) must outlive the process, yet `.part.json` is rewritten under a temporary name, which a
+full disk refuses. So each call also gets `<call_id>.part.reserve` at the off-hook: space allocated
+for exactly this, rewritten in place (store/slots.py) when `.part.json` cannot be. Each version of
+the metadata carries `meta_rev`; recovery reads whichever of the two is newer (`read_part_meta`).
+
 With `[privacy] recipient` set, plaintext audio never reaches the disk: the part is
 `<call_id>.pcm.age.part` in the age-frames format, and the final recording is encoded in memory
 and written as the standard age file `<call_id>.<fmt>.age` (privacy/crypto.py, docs/privacy.md).
@@ -13,10 +19,12 @@ and written as the standard age file `<call_id>.<fmt>.age` (privacy/crypto.py, d
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -27,12 +35,17 @@ import numpy as np
 import soundfile
 
 from callrec.privacy import EncryptedPartFile, Recipients, decrypt_frames, encrypt_stream, scan_frames
-from callrec.store import CallRecord
+from callrec.recording.diskerrors import DiskWrites, describe_error, disk_errors, with_path
+from callrec.store import CallRecord, SlotFile, SlotTooSmall, fsync_directory
+
+log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".pcm.part"
 ENCRYPTED_PART_SUFFIX = ".pcm.age.part"
 RECOVERED_FRAMES_SUFFIX = ".pcm.age-frames"
 META_SUFFIX = ".part.json"
+RESERVE_SUFFIX = ".part.reserve"
+RESERVE_SLOT_BYTES = 16 * 1024   # a call's metadata with its final record is a few KB
 BLOCK_FRAMES = 8000 * 4
 
 
@@ -72,18 +85,13 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except OSError as error:
         tmp.unlink(missing_ok=True)   # a full disk: no half-written file left, the old one stays
+        raise with_path(error, tmp) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path.parent)
 
 
 class PartWriter:
@@ -105,6 +113,9 @@ class PartWriter:
         self.meta_path = directory / f"{call_id}{META_SUFFIX}"
         self.meta = dict(meta)
         self.meta.setdefault("gaps", [])
+        self.meta["meta_rev"] = 1
+        self.meta_dirty = False   # the metadata changed (a gap grew) since it last reached the disk
+        self._reserve = SlotFile(reserve_path(self.meta_path), RESERVE_SLOT_BYTES)
         write_json_atomic(self.meta_path, self.meta)
         self._sealed: EncryptedPartFile | None = None
         if recipients is not None:
@@ -112,9 +123,18 @@ class PartWriter:
             self._file: Any = self._sealed
         else:
             self._file = open(self.part_path, "wb", buffering=0)  # noqa: SIM115 - lives as long as the call
-        _fsync_dir(directory)
+        fsync_directory(directory)
         self.frames = 0
         self.last_sync = time.monotonic()
+
+    def allocate_reserve(self) -> None:
+        """Space for the metadata on a full disk (the recorder asks once the call is announced: not
+        in the way of the announcement); without room now, tried again at the next update."""
+        try:
+            self._reserve.allocate()
+        except OSError as error:
+            log.warning("no room for %s (%s): what the call learns while the disk is full may not outlive the "
+                        "process", self._reserve.path.name, error)
 
     @property
     def identity(self) -> Any:
@@ -151,8 +171,39 @@ class PartWriter:
         self.last_sync = time.monotonic()
 
     def update_meta(self, fields: dict[str, Any]) -> None:
+        """Put `fields` in the part's metadata on the disk: `.part.json` when the disk takes it, else
+        in place in the reserve. Raises OSError only when neither could be written."""
         self.meta.update(fields)
-        write_json_atomic(self.meta_path, self.meta)
+        self.meta["meta_rev"] = int(self.meta.get("meta_rev", 0)) + 1
+        try:
+            write_json_atomic(self.meta_path, self.meta)
+        except OSError as error:
+            if not self._keep_in_reserve(error):
+                raise
+        else:
+            if not self._reserve.allocated():
+                self.allocate_reserve()
+        self.meta_dirty = False
+
+    def keep_meta(self) -> None:
+        """The metadata on the disk if it changed since (a storage gap grows with every refused write)."""
+        if self.meta_dirty:
+            self.update_meta({})
+
+    def _keep_in_reserve(self, error: OSError) -> bool:
+        """The metadata written in place, where `.part.json` could not be (a full disk)."""
+        payload = json.dumps(self.meta, ensure_ascii=False).encode("utf-8")
+        if len(payload) > self._reserve.capacity:   # `.part.json` has held the off-hook record since then
+            payload = json.dumps({k: v for k, v in self.meta.items() if k != "record"},
+                                 ensure_ascii=False).encode("utf-8")
+        try:
+            self._reserve.write(payload)
+        except (OSError, SlotTooSmall) as reserve_error:
+            log.error("the metadata of %s could not be written (%s), nor in its reserve (%s)", self.call_id,
+                      describe_error(error), reserve_error)
+            return False
+        log.info("metadata of %s kept in %s (%s)", self.call_id, self._reserve.path.name, describe_error(error))
+        return True
 
     def note_gap(self, frames: int, cause: str) -> None:
         """`frames` of the line are missing at the current end of the file (kept in the metadata,
@@ -162,6 +213,7 @@ class PartWriter:
             gaps[-1]["frames"] += frames
         else:
             gaps.append({"frame": self.frames, "frames": frames, "cause": cause})
+        self.meta_dirty = True
 
     def close(self) -> None:
         if not self._file.closed:
@@ -169,11 +221,56 @@ class PartWriter:
                 self.sync()
             finally:
                 self._file.close()   # even when the last sync fails (disk full): no leaked descriptor
+                with contextlib.suppress(OSError):   # a gap that grew since the last sync: for recovery
+                    self.keep_meta()
 
     def remove(self) -> None:
         self.close()
         self.part_path.unlink(missing_ok=True)
         self.meta_path.unlink(missing_ok=True)
+        self._reserve.path.unlink(missing_ok=True)
+
+
+def reserve_path(meta_path: Path) -> Path:
+    """`<call_id>.part.reserve` beside `<call_id>.part.json`."""
+    return meta_path.with_name(meta_path.name.removesuffix(META_SUFFIX) + RESERVE_SUFFIX)
+
+
+def read_part_meta(meta_path: Path) -> dict[str, Any]:
+    """A part's metadata as last written: `.part.json`, or its reserve where that is newer (written
+    in place on a full disk; it may lack the off-hook `record`, which `.part.json` then has).
+    Raises OSError or ValueError when neither holds a JSON object."""
+    try:
+        written: dict[str, Any] | None = _json_object(meta_path.read_bytes())
+        problem: Exception | None = None
+    except (OSError, ValueError) as error:
+        written, problem = None, error
+    raw = SlotFile(reserve_path(meta_path), RESERVE_SLOT_BYTES).read()
+    try:
+        reserved = _json_object(raw) if raw is not None else None
+    except ValueError:
+        reserved = None
+    if reserved is not None and (written is None or _rev(reserved) > _rev(written)):
+        return {**(written or {}), **reserved}
+    if written is None:
+        assert problem is not None
+        raise problem
+    return written
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ValueError(str(error)) from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    return data
+
+
+def _rev(meta: dict[str, Any]) -> int:
+    rev = meta.get("meta_rev", 0)
+    return rev if isinstance(rev, int) and not isinstance(rev, bool) else 0
 
 
 @dataclass(frozen=True)
@@ -236,38 +333,51 @@ def finalize(part_path: Path, out_path: Path, fmt: str, rate: int, max_frames: i
     total = sum(n for _, n in pieces)
     frames = total if max_frames is None else min(max_frames, total)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    encoded: Any = io.BytesIO() if recipients is not None else str(tmp)
+    encoded: Any = None
     try:
-        with soundfile.SoundFile(encoded, "w", samplerate=rate, channels=1, subtype="PCM_16",
-                                 format=fmt.upper()) as sink:
-            written = 0
-            for from_part, count in pieces:
-                count = min(count, frames - written)
-                while count > 0:
-                    step = min(count, BLOCK_FRAMES)
-                    samples = source.read(step) if from_part else np.zeros(step, dtype="<i2")
-                    if not len(samples):
-                        break
-                    sink.write(samples)
-                    written += len(samples)
-                    count -= len(samples)
-            frames = written
+        encoded = io.BytesIO() if recipients is not None else DiskWrites(tmp)
+        with disk_errors(encoded), soundfile.SoundFile(encoded, "w", samplerate=rate, channels=1,
+                                                          subtype="PCM_16", format=fmt.upper()) as sink:
+            frames = _encode(source, pieces, frames, sink)
         if recipients is not None:
             with open(tmp, "wb") as handle:
                 encrypt_stream(encoded, handle, recipients)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-    except BaseException:
+                handle.flush()
+                os.fsync(handle.fileno())
+        else:
+            encoded.sync()
+    except OSError as error:
         tmp.unlink(missing_ok=True)   # no half-written file left behind; the part is untouched
+        raise with_path(error, tmp) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     finally:
         source.close()
+        if isinstance(encoded, DiskWrites):
+            encoded.close()
     os.replace(tmp, out_path)
-    _fsync_dir(out_path.parent)
+    fsync_directory(out_path.parent)
     with open(out_path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return FinalFile(out_path, fmt, out_path.stat().st_size, digest, frames, rate,
                      "age" if recipients is not None else None)
+
+
+def _encode(source: _PartSamples, pieces: list[tuple[bool, int]], frames: int, sink: soundfile.SoundFile) -> int:
+    """The line's timeline into `sink`, up to `frames`: the part's samples, silence in the gaps."""
+    written = 0
+    for from_part, count in pieces:
+        count = min(count, frames - written)
+        while count > 0:
+            step = min(count, BLOCK_FRAMES)
+            samples = source.read(step) if from_part else np.zeros(step, dtype="<i2")
+            if not len(samples):
+                break
+            sink.write(samples)
+            written += len(samples)
+            count -= len(samples)
+    return written
 
 
 def keep_encrypted_part(part_path: Path) -> FinalFile:
@@ -281,7 +391,7 @@ def keep_encrypted_part(part_path: Path) -> FinalFile:
     with open(part_path, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(part_path, out_path)
-    _fsync_dir(out_path.parent)
+    fsync_directory(out_path.parent)
     with open(out_path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return FinalFile(out_path, "pcm", out_path.stat().st_size, digest, info.frames, info.rate, "age-frames")
@@ -302,12 +412,20 @@ def _timeline(available: int, gaps: list[dict[str, Any]]) -> list[tuple[bool, in
     return pieces
 
 
-def gaps_in_call(gaps: list[dict[str, Any]], rate: int, preroll_s: float) -> list[dict[str, Any]]:
-    """The part's gaps as the call record states them: from the off-hook edge, in line seconds."""
+def gaps_in_call(gaps: list[dict[str, Any]], rate: int, preroll_s: float,
+                 max_frames: int | None = None) -> list[dict[str, Any]]:
+    """The part's gaps as the call record states them: from the off-hook edge, in line seconds, and
+    within the `max_frames` of the line's timeline the recording keeps (the audio handed over after
+    the hang-up edge, written or refused, is not the call's)."""
     out, before = [], 0
     for gap in sorted(gaps, key=lambda g: int(g["frame"])):
-        at = (int(gap["frame"]) + before) / rate - preroll_s
-        out.append({"at_s": round(at, 3), "duration_s": round(int(gap["frames"]) / rate, 3),
+        start = int(gap["frame"]) + before
+        frames = int(gap["frames"])
+        before += frames
+        if max_frames is not None:
+            frames = min(frames, max_frames - start)
+            if frames <= 0:
+                continue
+        out.append({"at_s": round(start / rate - preroll_s, 3), "duration_s": round(frames / rate, 3),
                     "cause": gap.get("cause", "unknown")})
-        before += int(gap["frames"])
     return out

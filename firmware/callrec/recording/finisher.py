@@ -10,7 +10,6 @@ next start); ended calls the index cannot take wait in memory, their sidecars on
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import queue
 import sqlite3
@@ -20,10 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callrec.events import Event, EventBus, utc_iso
+from callrec.events import Event, EventBus, StampedEvent, utc_iso
 from callrec.evidence import Chain
 from callrec.privacy import Keeper, Recipients
-from callrec.recording.files import FinalFile, PartWriter, finalize, gaps_in_call, sidecar_path, write_sidecar
+from callrec.recording.diskerrors import describe_error
+from callrec.recording.files import (
+    FinalFile,
+    PartWriter,
+    finalize,
+    gaps_in_call,
+    sidecar_path,
+    write_sidecar,
+)
 from callrec.recording.messages import Archived, ClockCorrected, Finish, Mark
 from callrec.store import CallIndex
 
@@ -189,9 +196,12 @@ class Finisher:
         if command.call_id in self._corrections:
             record["clock_correction"] = self._corrections.pop(command.call_id)
         job.attempts += 1
+        gaps = [] if writer is None else gaps_in_call(writer.meta.get("gaps", []), self.rate,
+                                                      float(writer.meta.get("preroll_s", 0.0)), command.frames)
+        lost_s = (sum(gap["duration_s"] for gap in gaps if gap["cause"] == "storage") if writer is not None
+                  else job.lost_frames / self.rate)   # of the call's timeline: not what came after the hang-up
         if job.lost_frames and job.attempts == 1:
-            job.errors.append(f"{job.lost_frames / self.rate:.1f} s of audio could not be written "
-                              "(storage failure)")
+            job.errors.append(f"{lost_s:.1f} s of audio could not be written (storage failure)")
             record["errors"].append(job.errors[-1])
         final: FinalFile | None = None
         if writer is None:
@@ -203,8 +213,7 @@ class Finisher:
             self.stats.discarded += 1
             record.update(status="discarded", recording=None)
         else:
-            record["gaps"] = gaps_in_call(writer.meta.get("gaps", []), self.rate,
-                                          float(writer.meta.get("preroll_s", 0.0)))
+            record["gaps"] = gaps
             final = self._finalize(job, record)
             if final is None:
                 return
@@ -267,36 +276,48 @@ class Finisher:
             self._alarm("alarm.cleared", None, {"id": "chain", "kind": "storage"})
 
     def _finalize_failed(self, job: EndedCall, record: dict[str, Any], error: Exception) -> None:
+        """Retry later; the first time, say so (`call.ended` failed, an alarm). Why it failed, and
+        the `seq` of that `call.ended`, go into the part's metadata (in place on a full disk), so
+        that `recover`, should the process end first, states the cause and knows whether the
+        journal ever took the event."""
         command = job.finish
         job.next_try = time.monotonic() + RETRY_FINALIZE_S
         self._retries.append(job)
-        if job.ended_sent:
-            return
-        job.ended_sent = True
-        self.stats.failed += 1
-        part_name = job.writer.part_path.name if job.writer is not None else "?"
-        failed = {**record, "status": "failed", "recording": None,
-                  "errors": [*record["errors"], f"finalize failed: {describe_error(error)}; audio kept in {part_name}, "
-                             "retried while the service runs and by `callrec recover`"]}
-        self._alarm("alarm.raised", record["line"], {
-            "id": f"recording:{command.call_id}", "kind": "recording",
-            "message": f"recording of call {command.call_id} could not be finalized: {describe_error(error)}; "
-                       "it is retried, and `callrec recover` finishes it once the cause is fixed"},
-            command.call_id)
-        self._index(failed)
-        emit_ended(self.bus, failed, command.wall)
+        facts: dict[str, Any] = {"unfinalized": {"reason": describe_error(error), "attempts": job.attempts,
+                                                 "at": utc_iso(time.time())}}
+        if not job.ended_sent:
+            job.ended_sent = True
+            self.stats.failed += 1
+            part_name = job.writer.part_path.name if job.writer is not None else "?"
+            failed = {**record, "status": "failed", "recording": None,
+                      "errors": [*record["errors"], f"finalize failed: {describe_error(error)}; audio kept in "
+                                 f"{part_name}, retried while the service runs and by `callrec recover`"]}
+            self._alarm("alarm.raised", record["line"], {
+                "id": f"recording:{command.call_id}", "kind": "recording",
+                "message": f"recording of call {command.call_id} could not be finalized: {describe_error(error)}; "
+                           "it is retried, and `callrec recover` finishes it once the cause is fixed"},
+                command.call_id)
+            self._index(failed)
+            facts["ended_event"] = {"seq": emit_ended(self.bus, failed, command.wall).seq, "status": "failed"}
+        if job.writer is not None:
+            try:
+                job.writer.update_meta(facts)
+            except OSError as meta_error:
+                log.error("why %s could not be finalized is not on the disk either: %s", command.call_id,
+                          describe_error(meta_error))
 
     def _index(self, record: dict[str, Any]) -> None:
         try:
             self.index.add(record)
         except (sqlite3.Error, OSError, ValueError) as error:
-            log.error("indexing %s failed: %s", record["call_id"], error)
+            why = describe_error(error, self.index.path)
+            log.error("indexing %s failed: %s", record["call_id"], why)
             self._unindexed = [r for r in self._unindexed if r["call_id"] != record["call_id"]] + [record]
             if not self._index_alarm:
                 self._index_alarm = True
                 self._alarm("alarm.raised", None, {
                     "id": "index", "kind": "storage",
-                    "message": f"calls cannot be written to the index ({error}); their recordings and sidecars "
+                    "message": f"calls cannot be written to the index ({why}); their recordings and sidecars "
                                "are kept and they are indexed once it works again"}, None)
             return
         if self._unindexed:
@@ -354,15 +375,6 @@ class Finisher:
             mark.reply.set_result({"call_id": mark.call_id, "tags": tags})
 
 
-def describe_error(error: BaseException) -> str:
-    """A storage error as an operator reads it: "the disk is full", not "[Errno 28]"."""
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
-        return "the disk is full"
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return str(error) or type(error).__name__
-
-
 def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: float, **extra: Any) -> None:
     chain = record.get("chain") or {}
     bus.emit(Event("recording.saved", record["line"], record["call_id"], wall, {
@@ -372,8 +384,8 @@ def emit_saved(bus: EventBus, record: dict[str, Any], final: FinalFile, wall: fl
     }))
 
 
-def emit_ended(bus: EventBus, record: dict[str, Any], wall: float) -> None:
-    bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
+def emit_ended(bus: EventBus, record: dict[str, Any], wall: float) -> StampedEvent:
+    return bus.emit(Event("call.ended", record["line"], record["call_id"], wall, {
         "duration_s": record.get("duration_s"), "direction": record.get("direction"),
         "rings": record.get("rings"), "status": record["status"],
     }))

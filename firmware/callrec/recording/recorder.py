@@ -35,8 +35,9 @@ import numpy as np
 from callrec.events import Event, EventBus
 from callrec.evidence import Chain
 from callrec.privacy import Keeper, Recipients
+from callrec.recording.diskerrors import describe_error
 from callrec.recording.files import PartWriter, recordings_root
-from callrec.recording.finisher import EndedCall, Finisher, RecorderStats, describe_error
+from callrec.recording.finisher import EndedCall, Finisher, RecorderStats
 from callrec.recording.messages import (
     Audio,
     Begin,
@@ -221,6 +222,7 @@ class Recorder:
             self._lost[command.call_id] = self._lost.get(command.call_id, 0) + missed
         self._wrote_since_failure = True
         self._report(RecordingOpened(command.call_id))   # the pre-roll is in the page cache
+        writer.allocate_reserve()   # room for what the call learns if the disk fills (files.py)
         writer.sync()
 
     def _write(self, call_id: str, samples: np.ndarray) -> None:
@@ -264,6 +266,10 @@ class Recorder:
                     synced = True
                 except OSError as error:   # one file's trouble must not stop the others' syncs
                     failed = error
+                try:   # a storage gap, as it grows, reaches the disk as often as the audio would
+                    writer.keep_meta()
+                except OSError as error:
+                    failed = failed or error
         if failed is not None:
             raise failed
         if self._storage_problem is None:

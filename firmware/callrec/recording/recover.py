@@ -4,10 +4,15 @@ Run at every start (`run`, `simulate`) before any new call, and alone as `callre
 walk over `DATA/recordings/` finds:
 - part files a killed process left: whatever whole frames reached the disk become a `recovered`
   recording. The record comes from the part's metadata (written at the off-hook, updated at the
-  answer, the announcement and the hang-up); when that is unreadable the audio is still recovered,
-  with the line, start and rate inferred from the file name and the configuration, and the record
-  says so. Only a part whose name says nothing (no call id) goes to `DATA/quarantine/`
-  (`callrec recover --list-quarantine` lists it) with an alarm: no crash loop, no litter;
+  answer, the announcement, each storage gap and the hang-up; on a full disk in place in the
+  part's reserve, files.py): a call that ended keeps the length, gaps and errors its process knew,
+  and the reason it could not be finalized; a call the process never saw end says that its end is
+  not known. When the metadata is unreadable the audio is still recovered, with the line, start
+  and rate inferred from the file name and the configuration, and the record says so. A part that
+  cannot be recovered now (a full disk, an unreadable file) is kept and listed in `postponed`,
+  with what was wrong, for `callrec recover` to report and exit non-zero. Only a part whose name
+  says nothing (no call id) goes to `DATA/quarantine/` (`callrec recover --list-quarantine` lists
+  it) with an alarm: no crash loop, no litter;
 - finalized recordings the index lacks (a damaged or lost index, a call whose indexing failed):
   indexed again from their sidecars, or, without one, from the recording file itself;
 - index entries whose recording file is gone: marked `missing_since` (and back when the file
@@ -25,6 +30,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,27 +42,32 @@ from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, utc_iso
 from callrec.evidence import Chain, link
 from callrec.privacy import scan_frames
+from callrec.recording.diskerrors import describe_error
 from callrec.recording.files import (
     ENCRYPTED_PART_SUFFIX,
     META_SUFFIX,
     PART_SUFFIX,
     RECOVERED_FRAMES_SUFFIX,
+    RESERVE_SUFFIX,
     call_id_of,
     finalize,
     gaps_in_call,
     keep_encrypted_part,
+    read_part_meta,
     recordings_root,
+    reserve_path,
     sidecar_path,
     write_sidecar,
 )
 from callrec.recording.finisher import emit_ended, emit_saved, recording_fields
-from callrec.store import CallIndex
+from callrec.store import CallIndex, Journal
 
 log = logging.getLogger(__name__)
 
 CALL_ID = re.compile(r"^(\d{8}T\d{6})(\d{3})Z-L(\d+)-[0-9a-f]+$")
 AUDIO_SUFFIXES = (".flac", ".wav", ".flac.age", ".wav.age", RECOVERED_FRAMES_SUFFIX)
 PART_SUFFIXES = (PART_SUFFIX, ENCRYPTED_PART_SUFFIX)
+OUR_SUFFIXES = (*PART_SUFFIXES, META_SUFFIX, RESERVE_SUFFIX, *AUDIO_SUFFIXES, ".json")
 ALARM_MISSING = "recordings.missing"
 
 
@@ -69,7 +80,28 @@ class Reconciled:
     rebuilt: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     quarantined: list[str] = field(default_factory=list)
-    postponed: list[str] = field(default_factory=list)
+    postponed: list[Postponed] = field(default_factory=list)   # parts kept: they could not be recovered now
+    index_postponed: Postponed | None = None   # the index could not be reconciled with the disk now
+
+
+@dataclass(frozen=True)
+class Postponed:
+    """What recovery could not do now: which part, what was wrong (the disk is full, with the path),
+    and what to do about it."""
+
+    part: str
+    why: str
+    todo: str
+
+    @classmethod
+    def of(cls, part: str, error: BaseException, data_dir: Path, where: Path | None = None,
+           why: str = "{}") -> Postponed:
+        """`why` frames the described error (`{}`); `where` names the file when the error does not."""
+        described = describe_error(error, where)
+        todo = (f"Free space on the disk of {data_dir}, then run `callrec recover` again (every start tries too)."
+                if described.startswith("the disk is full") else
+                "Fix the cause named, then run `callrec recover` again (every start tries too).")
+        return cls(part, why.format(described), todo)
 
 
 class Unrecoverable(CallrecError, ValueError):
@@ -83,14 +115,18 @@ class _Found:
     temporaries: list[Path] = field(default_factory=list)
     audio: dict[str, Path] = field(default_factory=dict)      # call_id -> final recording
     sidecars: dict[str, Path] = field(default_factory=dict)   # call_id -> sidecar
+    strange: list[Path] = field(default_factory=list)         # named like ours, not a regular file
 
 
 def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, rate: int = 8000,
-                preroll_s: float = 0.0, chain: Chain | None = None) -> Reconciled:
+                preroll_s: float = 0.0, chain: Chain | None = None, journal_required: bool = False) -> Reconciled:
     """Recover every part and reconcile the index with the disk; never raises for one bad file.
 
     With a `chain`, recovered calls are sealed into it, and records indexed again from their
-    sidecars get their chain link back."""
+    sidecars get their chain link back. `journal_required` (a short-lived `callrec recover`): while
+    the journal cannot be opened, parts are left as they are, because the events that record their
+    recovery (`recording.saved`, a `call.ended` never journaled) would be held in memory and lost
+    at exit; a running service keeps them until the journal takes them."""
     result = Reconciled()
     root = recordings_root(data_dir)
     if not root.exists():
@@ -98,7 +134,19 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
             _report_missing(index, bus, _Found(), result, data_dir)
         return result
     found = _walk(root)
+    for path in found.strange:
+        log.error("%s is not a regular file (a symlink, a FIFO, a device): not read", path)
+        result.postponed.append(Postponed(
+            path.name, f"{path} is not a regular file (a symlink, a FIFO, a device), so it was not read",
+            "A recording or its metadata is always a regular file: look at it, and remove it or put the real "
+            "file in its place; then run `callrec recover` again."))
+    journal_down = bus.journal.unavailable if journal_required else None
     for part in found.parts:
+        if journal_down is not None:
+            result.postponed.append(Postponed.of(part.name, sqlite3.OperationalError(journal_down), data_dir,
+                                                 bus.journal.path, "the event journal cannot be written ({}), and "
+                                                 "what recovery does must be journaled"))
+            continue
         call_id = call_id_of(part)
         meta_path = part.with_name(call_id + META_SUFFIX)
         try:
@@ -114,19 +162,20 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
             }))
             continue
         except Exception as error:  # the disk or the index refuse now: the part stays for next time
-            log.error("cannot recover %s now: %s", part, error)
-            result.postponed.append(part.name)
+            postponed = Postponed.of(part.name, error, data_dir)
+            log.error("cannot recover %s now: %s", part, postponed.why)
+            result.postponed.append(postponed)
             bus.emit(Event("alarm.raised", None, call_id, time.time(), {
                 "id": f"recover:{call_id}", "kind": "recording",
-                "message": f"partial recording {part.name} could not be recovered now ({error}); it is kept "
-                           "and tried again at the next start or `callrec recover`",
+                "message": f"partial recording {part.name} could not be recovered now: {postponed.why}; it is "
+                           "kept and tried again at the next start or `callrec recover`",
             }))
             continue
         result.recovered.append(record)
         found.audio[call_id] = data_dir / record["recording"]["path"]
         found.sidecars[call_id] = sidecar_path(found.audio[call_id])
     for stray in found.metas:
-        stem = stray.name.removesuffix(META_SUFFIX)
+        stem = stray.name.removesuffix(META_SUFFIX).removesuffix(RESERVE_SUFFIX)
         if not any(stray.with_name(stem + suffix).exists() for suffix in PART_SUFFIXES):
             with contextlib.suppress(OSError):
                 stray.unlink()  # metadata whose audio never reached the disk
@@ -138,6 +187,7 @@ def recover_all(data_dir: Path, fmt: str, index: CallIndex, bus: EventBus, *, ra
         _report_missing(index, bus, found, result, data_dir)
     except sqlite3.Error as error:   # the index cannot be read or written now (a full disk)
         log.error("reconciling the index with the recordings is postponed: %s", error)
+        result.index_postponed = Postponed.of(index.path.name, error, data_dir, index.path)
     return result
 
 
@@ -147,9 +197,11 @@ def _walk(root: Path) -> _Found:
         base = Path(directory)
         for name in files:
             path = base / name
-            if name.endswith(PART_SUFFIXES):
+            if name.endswith(OUR_SUFFIXES) and not _regular(path):
+                found.strange.append(path)   # never opened: a FIFO would hang, a symlink read another file
+            elif name.endswith(PART_SUFFIXES):
                 found.parts.append(path)
-            elif name.endswith(META_SUFFIX):
+            elif name.endswith((META_SUFFIX, RESERVE_SUFFIX)):
                 found.metas.append(path)
             elif name.endswith(".tmp"):
                 found.temporaries.append(path)
@@ -159,6 +211,13 @@ def _walk(root: Path) -> _Found:
                 found.sidecars[call_id_of(path)] = path
     found.parts.sort()
     return found
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return True   # gone meanwhile: whoever opens it next says so
 
 
 # ---- parts ---------------------------------------------------------------------------------------
@@ -175,23 +234,30 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     frames = final_record.get("frames") if final_record else None
     if part.name.endswith(ENCRYPTED_PART_SUFFIX):   # its key died with the process: kept as it is
         final = keep_encrypted_part(part)
+        part_frames = final.frames
     else:
+        part_frames = part.stat().st_size // 2
         final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
                          frames if isinstance(frames, int) else None, gaps)
     preroll = float(meta.get("preroll_s", 0.0))
     known = index.get(call_id)
+    call_gaps = gaps_in_call(gaps, rate, preroll, frames if isinstance(frames, int) else None)
+    recorded_s = max(final.frames / rate - preroll, 0.0)   # the line's timeline the file holds, from the off-hook
     if final_record is not None:
         record = {key: value for key, value in final_record.items() if key != "frames"}
-        note = "the recording could not be finalized when the call ended; recovered from its part"
+        notes = [_why_not_finalized(meta)]
+        duration = record.get("duration_s")
+        if isinstance(duration, int | float) and duration - recorded_s > 0.5:
+            notes.append(f"the recording covers {recorded_s:.1f} s of the {duration:.1f} s call: the rest "
+                         "reached the disk neither as audio nor as a stated gap")
     else:
-        duration = max(final.frames / rate - preroll, 0.0)
         started_wall = float(meta["started_wall"])
         record = dict(meta.get("record", {}))
-        record.update(ended_at=utc_iso(started_wall + duration), duration_s=round(duration, 3))
-        note = "recording interrupted (power loss or crash); recovered what reached the disk"
+        record.update(ended_at=utc_iso(started_wall + recorded_s), duration_s=round(recorded_s, 3))
+        notes = [_interrupted(gaps, part_frames, call_gaps, recorded_s)]
     record.update(call_id=call_id, line=int(meta["line"]), recording=recording_fields(final, data_dir),
-                  status="recovered", gaps=gaps_in_call(gaps, rate, preroll))
-    record["errors"] = [*(record.get("errors") or []), note, *([problem] if problem else [])]
+                  status="recovered", gaps=call_gaps)
+    record["errors"] = [*(record.get("errors") or []), *notes, *([problem] if problem else [])]
     record = write_sidecar(final.path, record)
     if chain is not None:
         try:
@@ -201,9 +267,10 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     index.add(record)
     part.unlink(missing_ok=True)
     meta_path.unlink(missing_ok=True)
+    reserve_path(meta_path).unlink(missing_ok=True)
     now = time.time()
     emit_saved(bus, record, final, now, recovered=True)
-    if known is None:   # a call that ended already said so (call.ended is sent once)
+    if _ended_unsaid(meta, known, bus.journal, call_id):   # call.ended is sent once, and never lost
         emit_ended(bus, record, now)
     for stale in (f"recording:{call_id}", f"index:{call_id}"):   # what its failure had raised is over
         bus.emit(Event("alarm.cleared", record["line"], call_id, now, {"id": stale, "kind": "recording"}))
@@ -211,11 +278,43 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     return record
 
 
+def _interrupted(gaps: list[Any], part_frames: int, call_gaps: list[dict[str, Any]], recorded_s: float) -> str:
+    """What is known of a call whose process went away before it ended: when the part ends in a
+    storage gap, the disk was full then, and only a lower bound of its length is known."""
+    last = max(gaps, key=lambda gap: int(gap["frame"]), default=None)
+    if last is not None and last.get("cause") == "storage" and int(last["frame"]) >= part_frames and call_gaps:
+        return (f"the service stopped during the call while the disk was full (from {call_gaps[-1]['at_s']:.1f} s "
+                f"of the call): its end was not recorded; it lasted at least {recorded_s:.1f} s")
+    return "recording interrupted (power loss or crash); recovered what reached the disk"
+
+
+def _why_not_finalized(meta: dict[str, Any]) -> str:
+    """The cause the process recorded when finalizing failed, else what is known: it stopped first."""
+    unfinalized = meta.get("unfinalized")
+    reason = unfinalized.get("reason") if isinstance(unfinalized, dict) else None
+    if isinstance(reason, str) and reason:
+        return f"the recording could not be finalized when the call ended: {reason}; recovered from its part"
+    return ("the service stopped (power loss, crash or kill) before the recording was finalized; recovered "
+            "from its part")
+
+
+def _ended_unsaid(meta: dict[str, Any], known: dict[str, Any] | None, journal: Journal, call_id: str) -> bool:
+    """Whether `call.ended` must be sent now: the process that ended the call recorded the `seq` of
+    its `call.ended`; if the journal does not hold that event (it was stamped while the journal
+    could not be written, and the process ended first), it was never journaled. Without that
+    record: only when the index never heard of the call."""
+    ended = meta.get("ended_event")
+    seq = ended.get("seq") if isinstance(ended, dict) else None
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        return known is None
+    held = journal.since(seq - 1, limit=1)
+    return not (held and held[0].seq == seq and held[0].event.type == "call.ended"
+                and held[0].event.call_id == call_id)
+
+
 def _read_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
+        meta = read_part_meta(path)
         int(meta["sample_rate"])
         int(meta["line"])
         float(meta["started_wall"])

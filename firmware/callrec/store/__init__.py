@@ -1,4 +1,5 @@
-"""The store: the call index (TinyDB on sqlite3), the event journal, the data directory's lock, damage."""
+"""The store: the call index (TinyDB on sqlite3), the event journal, the data directory's lock, damage,
+and the in-place slot file (what must still be written on a full disk)."""
 
 from callrec.store.damage import StoreDamaged, move_aside
 from callrec.store.index import CallIndex
@@ -14,8 +15,10 @@ from callrec.store.record import (
     RecordingFile,
     validate_record,
 )
+from callrec.store.slots import SlotFile, SlotTooSmall, fsync_directory
 
 __all__ = [
     "AnnouncementProof", "CallIndex", "CallRecord", "ChainLink", "DataDirBusy", "DataLock", "Gap", "Hold",
-    "Journal", "RecordingFile", "STATUSES", "StoreDamaged", "move_aside", "validate_record"
+    "Journal", "RecordingFile", "STATUSES", "SlotFile", "SlotTooSmall", "StoreDamaged", "fsync_directory",
+    "move_aside", "validate_record"
 ]

@@ -7,16 +7,24 @@ Delivery bookkeeping (`delivered`) is here so the MQTT publisher can drain a bac
 
 `seq` must never be handed out twice, even when the journal itself is lost (a damaged file moved
 aside, a deleted one): `DATA/journal.seq` keeps a reservation ahead of the last `seq` used,
-renewed every `SEQ_RESERVE` events, and a journal that starts empty continues after it. The gap
-that leaves is the truth: events were lost with the old journal.
+renewed every `SEQ_RESERVE // 2` events, and a journal that starts empty continues after it. The
+gap that leaves is the truth: events were lost with the old journal.
+
+Nor when the journal cannot be written (a full disk): the bus then stamps events in memory with the
+numbers after the last one journaled (events/bus.py), and they are told (stdout, the boards) before
+they are stored; if the process ends first they never are. So every failed append marks the
+reservation `held` ("numbers up to it may have been handed out outside the journal") and keeps it
+ahead of what the bus can have stamped: at most two numbers per failed append (the event and, once
+per outage, the `journal` alarm). The next journal opened over a `held` reservation continues after
+it. `journal.seq` is allocated once and rewritten in place (store/slots.py), so marking it needs no
+free block: it works on the full disk that caused the trouble. A successful append of a new event
+ends the outage: the bus appends new events only once it holds none.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -25,10 +33,13 @@ from pathlib import Path
 
 from callrec.events import Event, StampedEvent
 from callrec.store.damage import StoreDamaged, check_integrity, readonly_connection
+from callrec.store.slots import SlotFile, SlotTooSmall
 
 log = logging.getLogger(__name__)
 
 SEQ_RESERVE = 1000
+SEQ_SLOT_BYTES = 512          # journal.seq: two slots, one disk sector each
+STAMPS_PER_FAILED_APPEND = 2  # what the bus can stamp in memory per append the journal refused
 REOPEN_EVERY_S = 5.0
 
 _SCHEMA = """
@@ -57,7 +68,11 @@ class Journal:
         self.readonly = readonly
         self._lock = threading.Lock()
         self._seq_path = path.with_name(path.stem + ".seq")
-        self._reserved = 0
+        self._seq_file = SlotFile(self._seq_path, SEQ_SLOT_BYTES)
+        self._reserved = 0           # durably reserved: no number up to it is handed out again
+        self._stored = 0             # the highest seq the journal holds
+        self._outage_base: int | None = None   # while appends fail: the bus stamps numbers above this
+        self._failed_appends = 0
         self._db: sqlite3.Connection | None = None
         self._next_attempt = 0.0
         self.unavailable: str | None = None
@@ -117,37 +132,76 @@ class Journal:
             check_integrity(db, self.path)
         db.executescript(_SCHEMA)
         last = _last_seq(db)
-        floor = self._read_reservation()
-        if last == 0 and floor > 0:
-            # A new journal where an older one was lost: never hand out its numbers again.
-            db.execute("INSERT OR REPLACE INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
-            log.warning("event journal %s starts empty; seq continues after %d (the last one reserved)",
-                        self.path, floor)
+        floor = self._floor(last)
+        if floor > last:   # sqlite_sequence has no key: an INSERT beside the old row would not count
+            if db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (floor,)).rowcount == 0:
+                db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
             last = floor
-        self._reserve(last)
+        self._stored = last
+        self._reserve(max(self._reserved, last + SEQ_RESERVE))
 
-    def _read_reservation(self) -> int:
-        try:
-            return int(self._seq_path.read_text(encoding="ascii").strip() or 0)
-        except (OSError, ValueError):
-            return 0
+    def _floor(self, last: int) -> int:
+        """Where this journal's numbers continue: after `last`, or after every number an earlier
+        journal or process may have handed out (the module docstring)."""
+        reserved, held, known = self._read_reservation()
+        self._reserved = max(self._reserved, reserved)
+        if reserved > last and (held or last == 0):
+            why = "numbers up to it were handed out while the journal could not be written" if held else \
+                  "the journal starts empty"
+            log.warning("event journal %s: seq continues after %d, the last one reserved (%s)", self.path, reserved,
+                        why)
+            return reserved
+        if not known and last > 0:
+            log.warning("event journal %s: %s is missing; seq continues after %d, in case numbers were handed out "
+                        "that the journal never took", self.path, self._seq_path.name, last + SEQ_RESERVE)
+            return last + SEQ_RESERVE
+        return last
 
-    def _reserve(self, seq: int) -> None:
-        """Reserve seq numbers up to seq + SEQ_RESERVE, durably (a small file, written rarely)."""
-        reserved = seq + SEQ_RESERVE
-        tmp = self._seq_path.with_name(self._seq_path.name + ".tmp")
+    def _read_reservation(self) -> tuple[int, bool, bool]:
+        """(reserved, held, known): `journal.seq` as written in place, or as the firmware before it wrote
+        it (one number); `known` is False when there is no readable reservation at all."""
+        payload = self._seq_file.read()
         try:
-            with open(tmp, "w", encoding="ascii") as handle:
-                handle.write(f"{reserved}\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self._seq_path)
-        except OSError as error:
-            log.warning("cannot write %s (%s); seq numbers stay unreserved until it can", self._seq_path, error)
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            if payload is not None:
+                number, state = payload.decode("ascii").split()
+                return int(number), state == "held", True
+            return int(self._seq_path.read_text(encoding="ascii").strip()), False, True
+        except (OSError, ValueError, UnicodeDecodeError):
+            return 0, False, False
+
+    def _reserve(self, reserved: int) -> None:
+        """Reserve seq numbers up to `reserved` durably, marked `held` while appends fail. In place in
+        the allocated `journal.seq` (allocated on the first call that finds room)."""
+        held = self._outage_base is not None
+        payload = f"{reserved} {'held' if held else 'clean'}".encode("ascii")
+        try:
+            if not self._seq_file.allocated():
+                self._seq_file.allocate()
+            self._seq_file.write(payload)
+        except (OSError, SlotTooSmall) as error:
+            log.warning("cannot write %s (%s); seq numbers beyond %d stay unreserved until it can", self._seq_path,
+                        error, self._reserved)
             return
         self._reserved = reserved
+
+    def _append_failed(self) -> None:
+        """The bus is about to stamp events in memory, above the last number journaled: reserve (in
+        place, it works on a full disk) past every number it can have stamped, marked `held`."""
+        if self._outage_base is None:
+            self._outage_base = max(self._stored, self._reserved if self._db is None else 0)
+            self._failed_appends = 0
+        self._failed_appends += 1
+        handed = self._outage_base + STAMPS_PER_FAILED_APPEND * self._failed_appends
+        if self._failed_appends == 1 or handed + SEQ_RESERVE // 2 > self._reserved:
+            self._reserve(max(self._reserved, handed + SEQ_RESERVE))
+
+    def _appended(self, stored: int, fresh: bool) -> None:
+        self._stored = max(self._stored, stored)
+        if fresh and self._outage_base is not None:   # the bus held nothing back: every number is journaled
+            self._outage_base = None
+            self._reserve(max(self._reserved, self._stored + SEQ_RESERVE))
+        elif self._stored + SEQ_RESERVE // 2 > self._reserved:
+            self._reserve(self._stored + SEQ_RESERVE)
 
     def append(self, event: Event, seq: int | None = None) -> StampedEvent:
         """Store the event and return it with its sequence number; committed when this returns.
@@ -162,14 +216,21 @@ class Journal:
             ensure_ascii=False,
         )
         with self._lock:
-            db = self._connection()
-            if seq is None:
-                cursor = db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
-            else:
-                cursor = db.execute("INSERT INTO events(seq, ts, body) VALUES (?, ?, ?)", (seq, event.wall, body))
+            try:
+                db = self._connection()
+                if seq is None:
+                    cursor = db.execute("INSERT INTO events(ts, body) VALUES (?, ?)", (event.wall, body))
+                else:
+                    cursor = db.execute("INSERT INTO events(seq, ts, body) VALUES (?, ?, ?)",
+                                        (seq, event.wall, body))
+            except sqlite3.IntegrityError:
+                raise   # a held event already stored: not a failure to write
+            except (sqlite3.Error, OSError):
+                if not self.readonly:
+                    self._append_failed()
+                raise
             stored = int(cursor.lastrowid or 0)
-            if stored >= self._reserved:
-                self._reserve(stored)
+            self._appended(stored, fresh=seq is None)
         return StampedEvent(stored, event)
 
     def since(self, after_seq: int, limit: int = 1000) -> list[StampedEvent]:
@@ -181,6 +242,27 @@ class Journal:
                 "SELECT seq, ts, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
         return [_row_to_event(row) for row in rows]
+
+    def latest(self, event_type: str, page: int = 1000) -> StampedEvent | None:
+        """The newest event of `event_type`, read backwards a page at a time (`seq` may jump: the
+        pages follow the rows, not the numbers); rows that are not events are passed over."""
+        before = (1 << 62)
+        while True:
+            with self._lock:
+                if self._db is None:
+                    return None
+                rows = self._db.execute("SELECT seq, ts, body FROM events WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                                        (before, page)).fetchall()
+            if not rows:
+                return None
+            for row in rows:
+                try:
+                    stamped = _row_to_event(row)
+                except (ValueError, RecursionError, KeyError, TypeError):
+                    continue
+                if stamped.event.type == event_type:
+                    return stamped
+            before = rows[-1][0]
 
     def undelivered(self, limit: int = 1000) -> list[StampedEvent]:
         with self._lock:
@@ -197,11 +279,20 @@ class Journal:
 
     def last_seq(self) -> int:
         """The highest seq handed out (kept by sqlite even when the newest rows were pruned); while
-        the journal is not available, the last one reserved."""
+        the journal is not available, the last one reserved: the bus stamps numbers above it, so
+        the reservation moves on (marked `held`) before this returns."""
         with self._lock:
-            if self._db is None:
-                return self._read_reservation()
-            return _last_seq(self._db)
+            if self._db is not None:
+                return _last_seq(self._db)
+            reserved = max(self._reserved, self._read_reservation()[0])
+            if self.readonly:
+                return reserved
+            self._reserved = reserved
+            if self._outage_base is None:
+                self._outage_base = reserved
+                self._failed_appends = 0
+                self._reserve(reserved + SEQ_RESERVE)
+            return self._outage_base
 
     def __iter__(self) -> Iterator[StampedEvent]:
         return iter(self.since(0, limit=2**62))
