@@ -442,3 +442,31 @@ def test_kill_9_while_inserting_leaves_a_sound_index_holding_a_committed_prefix(
             assert acknowledged + 1 <= len(stored)
             assert stored == [big_call_record(i) for i in range(len(stored))]
             start = len(stored)
+
+
+# -- hostile rows -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, "1" * 5000, "[1, 2]", "not json", '{"call_id": 1e999'])
+def test_a_row_edited_behind_the_index_is_skipped_and_reported_never_a_traceback(tmp_path: Path, body: str,
+                                                                               caplog: pytest.LogCaptureFixture
+                                                                               ) -> None:
+    """A careless or hostile hand in index.sqlite must not stop `calls list`, retention or `recover`:
+    the row reads as not indexed (so `recover` indexes the call again from its sidecar and `verify`
+    names it), and the log says which row."""
+    path = tmp_path / "index.sqlite"
+    with CallIndex(path) as index:
+        index.add(call_record(1))
+        index.add(call_record(2))
+    victim = call_record(1)["call_id"]
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE documents SET body = ? WHERE call_id = ?", (body, victim))
+    with CallIndex(path) as index:
+        assert index.get(victim) is None
+        assert _ids(list(index)) == [call_record(2)["call_id"]]
+        assert _ids(index.latest(10)) == [call_record(2)["call_id"]]
+        with pytest.raises(KeyError):
+            index.update(victim, {"tags": ["x"]})
+        index.add(call_record(1))   # as `recover` does from the sidecar: the row is whole again
+        assert index.get(victim) == call_record(1)
+    assert f"index row of {victim} is not a call record" in caplog.text

@@ -164,9 +164,10 @@ class CallIndex:
             row = db.execute(
                 "SELECT doc_id, body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id)
             ).fetchone()
-            if row is None:
+            stored = _record(row[1], call_id) if row is not None else None
+            if stored is None:
                 raise KeyError(call_id)
-            merged = {**json.loads(row[1]), **changes}
+            merged = {**stored, **changes}
             validate_record(merged)
             db.execute(_SET_BODY_OF_CALL, {"tbl": TABLE, "call_id": call_id, "body": _dump_record(merged)})
         return merged
@@ -180,7 +181,7 @@ class CallIndex:
 
     def get(self, call_id: str) -> dict[str, Any] | None:
         rows = self._storage.query("SELECT body FROM documents WHERE tbl = ? AND call_id = ? LIMIT 1", (TABLE, call_id))
-        return json.loads(rows[0][0]) if rows else None
+        return _record(rows[0][0], call_id) if rows else None
 
     def latest(self, limit: int = 20, line: int | None = None) -> list[dict[str, Any]]:
         """The newest calls (by call_id) first, optionally of one line."""
@@ -280,8 +281,10 @@ class CallIndex:
             )
             if not rows:
                 return
-            for _, body in rows:
-                yield json.loads(body)
+            for row_call_id, body in rows:
+                record = _record(body, row_call_id)
+                if record is not None:
+                    yield record
             after = rows[-1][0]
 
     def close(self) -> None:
@@ -295,4 +298,19 @@ class CallIndex:
         self.close()
 
     def _bodies(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        return [json.loads(row[0]) for row in self._storage.query(sql, params)]
+        return [r for r in (_record(row[0]) for row in self._storage.query(sql, params)) if r is not None]
+
+
+def _record(body: str, call_id: str | None = None) -> dict[str, Any] | None:
+    """A stored row as its call record, or None when it is not one (the row was edited behind the
+    index's back: deep nesting, a number no float holds, not an object). Such a row reads as not
+    indexed, so `callrec recover` indexes the call again from its sidecar and `verify` names it."""
+    try:
+        record = json.loads(body)
+    except (ValueError, RecursionError):
+        record = None
+    if isinstance(record, dict) and isinstance(record.get("call_id"), str):
+        return record
+    log.error("index row of %s is not a call record (edited or damaged): skipped; `callrec recover` indexes "
+              "the call again from its sidecar", call_id or "a call")
+    return None
