@@ -196,7 +196,8 @@ def test_a_rewritten_chain_entry_with_a_fresh_hash_fails_the_signature(data):
         prev = entry["hash"]
     chain.write_text("".join(json.dumps(e) + "\n" for e in entries))
     code, report = _verify(data)
-    assert code == 1 and {kind for _, kind in _problems(report)} == {"signature invalid"}
+    # and the head the service journaled (evidence.head) is not the rewritten one
+    assert code == 1 and {kind for _, kind in _problems(report)} == {"signature invalid", "chain rewritten"}
 
 
 def test_verify_against_a_pinned_key_of_another_device_fails(data, tmp_path):

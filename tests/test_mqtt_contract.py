@@ -59,10 +59,11 @@ def test_published_topics_flags_and_fields_equal_docs_mqtt_md(rig_factory, broke
     rig.device.set_state(1, "ringing", call_id="c-1", direction="in", caller_number="0301234")
     rig.emit("call.started", 1, call_id="c-1", direction="in")
     rig.emit("alarm.raised", 1, id="capture.1", kind="capture", message="overrun")
+    rig.emit("evidence.head", None, chain={"seq": 3, "hash": "ab" * 32}, audit={"seq": 7, "hash": "cd" * 32})
     sub.publish(f"{rig.root}/cmd/ping", json.dumps({"id": "c1"}))
     sub.publish(f"{rig.root}/cmd/recording.pause", json.dumps({"id": "c2", "line": "x"}))
     sub.publish("homeassistant/status", "online")
-    wanted = {"B/status", "B/line/<n>/state", "B/event", "B/alarms", "B/stats", "B/cmd/result"}
+    wanted = {"B/status", "B/line/<n>/state", "B/event", "B/alarms", "B/stats", "B/cmd/result", "B/evidence/head"}
 
     def seen() -> set[str]:
         return {_normalise(m.topic, rig) for m in sub.messages}
@@ -98,9 +99,10 @@ def test_published_topics_flags_and_fields_equal_docs_mqtt_md(rig_factory, broke
 
 
 def test_documented_field_lists_match_the_code_constants() -> None:
-    from callrec.mqtt import ALARM_FIELDS, LINE_STATE_FIELDS, RESULT_FIELDS, STATS_FIELDS
+    from callrec.mqtt import ALARM_FIELDS, HEAD_FIELDS, LINE_STATE_FIELDS, RESULT_FIELDS, STATS_FIELDS
 
     _, fields = _documented()
+    assert fields["B/evidence/head"] == list(HEAD_FIELDS)
     assert fields["B/line/<n>/state"] == list(LINE_STATE_FIELDS)
     assert fields["B/alarms"] == list(ALARM_FIELDS)
     assert fields["B/stats"] == list(STATS_FIELDS)

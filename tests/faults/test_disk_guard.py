@@ -69,6 +69,7 @@ def test_only_held_recordings_left_is_a_critical_alarm_and_nothing_held_is_delet
         index.add({"call_id": f"20260101T00000{n}000Z-L1-aa", "line": 1, "started_at": f"2026-01-01T00:00:0{n}.000Z",
                    "hold": {"reason": "court", "by": "cli:test", "at": "2026-01-02T00:00:00.000Z"},
                    "recording": {"path": f"recordings/{n}.wav", "format": "wav", "bytes": 1, "sample_rate": 8000}})
+        evidence.chain.note("hold", f"20260101T00000{n}000Z-L1-aa", by="cli:test", reason="court")   # as `hold` does
     journal = Journal(data / "journal.sqlite")
     seen: list = []
     bus = EventBus(journal)

@@ -42,7 +42,7 @@ from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core, Player
 from callrec.errors import CallrecError
 from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
-from callrec.evidence import DeviceKeyError, Evidence
+from callrec.evidence import DeviceKeyError, Evidence, HeadWatcher
 from callrec.line import LineSource
 from callrec.privacy import Keeper, Recipients
 from callrec.recording import Archived, Reconciled, Recorder, recover_all
@@ -240,6 +240,7 @@ class Service:
         self.evidence: Evidence | None = None
         self.keeper: Keeper | None = None
         self.uploader: Uploader | None = None
+        self.heads: HeadWatcher | None = None   # journals the ledgers' heads as they move
 
     def start(self) -> None:
         config = self.config
@@ -345,6 +346,8 @@ class Service:
         if self.uploader is not None:
             self.uploader.catch_up(iter(self.index))   # what was saved while the uploader was off
             self.uploader.start()
+        self.heads = HeadWatcher(config.storage.data_dir, self.bus)
+        self.heads.start()
         self.recorder.start()
         core.start()
         for player in self.players:
@@ -416,6 +419,8 @@ class Service:
             player.stop()
         if self.recorder is not None:
             self.recorder.stop()
+        if self.heads is not None:
+            self.heads.stop()   # the last heads journaled (and so published) before the front ends go
         if self.uploader is not None:
             self.uploader.stop(drain_s=ARCHIVE_DRAIN_S)
             self.uploader.queue.close()

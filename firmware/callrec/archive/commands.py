@@ -14,14 +14,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from callrec.archive.office import DeviceArchive, devices, verify_archive
+from callrec.archive.office import DeviceArchive, archive_witness, devices, verify_archive
 from callrec.archive.port import ArchiveError, Stored
 from callrec.archive.queue import ArchiveQueue
 from callrec.archive.targets import open_target
 from callrec.archive.uploader import Uploader
 from callrec.config import ArchiveConfig, Config
 from callrec.events import utc_iso
-from callrec.evidence import Report
+from callrec.evidence import Report, Witness
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
 
@@ -188,12 +188,24 @@ def verify_from_archive(args: argparse.Namespace, config: Config) -> int:
     return status
 
 
+def witness_from_archive(config: Config, public: Any) -> Witness | None:
+    """For `verify` on the device: the configured archive's newest witness of this device's heads.
+    ArchiveError when it cannot be reached, WitnessUnavailable when its witness cannot be used."""
+    target = open_target(config.archive)
+    try:
+        return archive_witness(DeviceArchive(target, config.mqtt.device_id), public)
+    finally:
+        target.close()
+
+
 def _print_report(device_id: str, report: Report, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.document(device_id=device_id), ensure_ascii=False))
         return
     for problem in report.problems:
         print(f"{device_id}: {problem.line()}")
+    for note in report.notes:
+        print(f"{device_id}: note: {note}")
     verdict = f"{len(report.problems)} problem(s)" if report.problems else "OK"
     print(f"{device_id}: {verdict}: {report.calls} call(s) checked in the archive, {report.deleted} deleted by "
           f"policy, {report.chain_entries} chain entries, {report.audit_entries} audit entries, "

@@ -1,20 +1,32 @@
 """The office side: what an archive holds, read without the device. `verify --archive` checks a
-device's whole history from the archive alone (its chain and audit segments, its public key, every
-object re-hashed); `archive list` and `export --archive` find and bundle calls from it.
+device's whole history from the archive alone (its chain and audit segments, with no gap between
+them and none after the newest witnessed head, its public key, every object re-hashed); `archive
+list` and `export --archive` find and bundle calls from it.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from callrec.archive.port import ArchiveError, ArchiveTarget, sha256_of
-from callrec.evidence import Report, check_lines, parse_public, record_sha256
+from callrec.evidence import (
+    Report,
+    Witness,
+    WitnessUnavailable,
+    check_heads,
+    check_lines,
+    parse_json,
+    parse_line,
+    parse_public,
+    read_witness_document,
+    record_sha256,
+)
 
 SEGMENT = re.compile(r"^(chain|audit)-(\d{10})-(\d{10})\.jsonl$")
+WITNESS = re.compile(r"^heads-\d{10}-\d{10}\.json$")
 
 
 @dataclass
@@ -35,12 +47,25 @@ class DeviceArchive:
         return self._keys
 
     def segments(self, name: str) -> list[str]:
+        return [key for _, _, key in self.segment_ranges(name)]
+
+    def segment_ranges(self, name: str) -> list[tuple[int, int, str]]:
+        """(first seq, last seq, key) of each segment of the ledger `name`, in order."""
         found = []
         for key in self.keys():
             match = SEGMENT.match(key.rsplit("/", 1)[-1])
             if key.startswith(f"{self.device_id}/chain/") and match and match.group(1) == name:
-                found.append((int(match.group(2)), key))
-        return [key for _, key in sorted(found)]
+                found.append((int(match.group(2)), int(match.group(3)), key))
+        return sorted(found)
+
+    def newest_witness(self) -> tuple[str, bytes] | None:
+        """(key, bytes) of the newest witness of the heads (their names sort by time), or None."""
+        keys = [key for key in self.keys()
+                if key.startswith(f"{self.device_id}/witness/") and WITNESS.match(key.rsplit("/", 1)[-1])]
+        if not keys:
+            return None
+        key = max(keys)
+        return key, self.target.get(key)
 
     def ledger_lines(self, name: str) -> list[bytes]:
         """The ledger's lines in order. Segments that overlap (a device that crashed between shipping
@@ -55,15 +80,13 @@ class DeviceArchive:
                     lines.append(line + b"\n")
         return lines
 
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self, name: str = "chain") -> list[dict[str, Any]]:
         out = []
-        for raw in self.ledger_lines("chain"):
+        for raw in self.ledger_lines(name):
             try:
-                entry = json.loads(raw)
+                out.append(parse_line(raw))
             except ValueError:
                 continue
-            if isinstance(entry, dict):
-                out.append(entry)
         return out
 
     def public_key(self) -> str | None:
@@ -78,7 +101,7 @@ class DeviceArchive:
             if key.startswith(f"{self.device_id}/recordings/") and key.endswith(".json") \
                     and key.rsplit("/", 1)[-1].removesuffix(".json") > after:
                 try:
-                    record = json.loads(self.target.get(key))
+                    record = parse_json(self.target.get(key))
                 except (ValueError, ArchiveError):
                     continue
                 if isinstance(record, dict):
@@ -89,6 +112,23 @@ class DeviceArchive:
             return self.target.get(f"{self.device_id}/{relative}")
         except ArchiveError:
             return None
+
+
+def archive_witness(device: DeviceArchive, public: Any) -> Witness | None:
+    """The archive's newest witness of this device's heads, for `verify` on the device (None: the
+    archive holds none yet). WitnessUnavailable when it cannot be used; ArchiveError when the
+    archive cannot be read."""
+    found = device.newest_witness()
+    if found is None:
+        return None
+    key, raw = found
+    try:
+        heads, at, signed = read_witness_document(raw, public)
+    except ValueError as error:
+        raise WitnessUnavailable(f"the archive's witness {key} is unreadable ({error})") from None
+    if not signed:
+        raise WitnessUnavailable(f"the archive's witness {key} is not signed by this device's key: not compared")
+    return Witness(f"the archive ({key})", at, heads)
 
 
 def devices(target: ArchiveTarget) -> list[str]:
@@ -115,6 +155,8 @@ def verify_archive(device: DeviceArchive, *, pinned: str | None = None, lock_day
     for problem in audit_problems:
         report.add(None, "audit log broken", f"audit entry {problem.line} (seq {problem.seq}): {problem.message}")
     entries = device.entries()
+    _check_segments(device, report)
+    _check_witness(device, public, {"chain": entries, "audit": device.entries("audit")}, report)
     report.head = str(entries[-1]["hash"]) if entries else None
     sealed: dict[str, dict[str, Any]] = {}
     deleted: set[str] = set()
@@ -151,7 +193,8 @@ def verify_archive(device: DeviceArchive, *, pinned: str | None = None, lock_day
                 report.add(call_id, "sidecar altered", f"{sidecar_key} differs from the sealed one")
             else:
                 try:
-                    if record_sha256(json.loads(sidecar)) != entry.get("record_sha256"):
+                    record = parse_json(sidecar)
+                    if not isinstance(record, dict) or record_sha256(record) != entry.get("record_sha256"):
                         report.add(call_id, "sidecar altered", f"{sidecar_key}: its record is not the sealed one")
                 except ValueError:
                     report.add(call_id, "sidecar altered", f"{sidecar_key} is not JSON")
@@ -164,6 +207,39 @@ def verify_archive(device: DeviceArchive, *, pinned: str | None = None, lock_day
         if call_id not in sealed:
             report.add(call_id, "file nobody indexed", f"{key} is in no chain entry of {device.device_id}")
     return report
+
+
+def _check_segments(device: DeviceArchive, report: Report) -> None:
+    """Each ledger's segments follow one another from seq 1: a gap is a segment deleted."""
+    for name, kind in (("chain", "chain segment missing"), ("audit", "audit segment missing")):
+        expected, before = 1, None
+        for first, last, key in device.segment_ranges(name):
+            if first > expected:
+                between = f"between {before} and {key}" if before else f"before {key}"
+                report.add(None, kind, f"{device.device_id}/chain/{name}-{expected:010d}-{first - 1:010d}.jsonl: "
+                                       f"entries seq {expected}–{first - 1} are not in the archive ({between})")
+            expected, before = max(expected, last + 1), key
+
+
+def _check_witness(device: DeviceArchive, public: Any, ledgers: dict[str, list[dict[str, Any]]],
+                   report: Report) -> None:
+    """The archive's ledgers against its newest signed witness: a tail segment deleted is named."""
+    found = device.newest_witness()
+    if found is None:
+        report.notes.append(f"{device.device_id}/witness/ holds no witness of the heads (archived by a device "
+                            "from before witnesses): a deleted tail segment cannot be told")
+        return
+    key, raw = found
+    try:
+        heads, at, signed = read_witness_document(raw, public)
+    except ValueError as error:
+        report.add(None, "witness unreadable", f"{key}: {error}")
+        return
+    if not signed:
+        report.add(None, "witness signature invalid", f"{key} is not signed by the device key {report.public_key}")
+        return
+    check_heads([Witness(f"the archive's witness {key}", at, heads)], ledgers, report,
+                where="the archive's segments")
 
 
 def _check_lock(device: DeviceArchive, key: str, entry: dict[str, Any], days: int, report: Report,

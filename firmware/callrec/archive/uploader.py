@@ -7,7 +7,9 @@ write-once, so a retry after a kill is harmless) and only then does the call cou
 `on_archived` tells the index's writer (the finisher in the service), which sets `archived_at`
 and emits `recording.archived`. The chain and the audit log go as write-once segments
 (`<device>/chain/chain-<first>-<last>.jsonl`), so `verify --archive` can check a device's history
-from the archive alone.
+from the archive alone; with them a witness of both heads as shipped, signed with the device key
+(`<device>/witness/heads-<chain seq>-<audit seq>.json`), so a segment deleted from the archive, or
+a tail cut on the device, is named by `verify` on either side.
 
 Failures back off (doubling up to `retry_max_s`); the archive unreachable for `alarm_after_s`, a
 refusal (credentials, host key), an object in the way and a backlog over `max_backlog` are alarms.
@@ -25,19 +27,38 @@ from pathlib import Path
 from typing import Any
 
 from callrec.archive.office import SEGMENT
-from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveRefused, ArchiveTarget, Stored
+from callrec.archive.port import ArchiveConflict, ArchiveError, ArchiveFull, ArchiveRefused, ArchiveTarget, Stored
 from callrec.archive.queue import ArchiveQueue
 from callrec.config import ArchiveConfig
 from callrec.events import Event, EventBus, StampedEvent
-from callrec.evidence import audit_path, chain_path, key_paths, sidecar_of
+from callrec.evidence import (
+    DeviceKey,
+    DeviceKeyError,
+    Heads,
+    LedgerHead,
+    audit_path,
+    chain_path,
+    key_paths,
+    parse_line,
+    sidecar_of,
+    witness_document,
+)
 from callrec.privacy import started_wall
 
 log = logging.getLogger(__name__)
 
 ALARM_UNREACHABLE = "archive.unreachable"
 ALARM_REFUSED = "archive.refused"
+ALARM_FULL = "archive.full"
 ALARM_BACKLOG = "archive.backlog"
 SEGMENT_MAX = 5000   # ledger entries per segment
+WITNESSED = "witness."   # + ledger name: the queue's note of the heads the newest witness holds
+
+
+def witness_key(device_id: str, heads: Heads) -> str:
+    """Names sort by time: both seqs only grow."""
+    chain, audit = (heads.chain.seq if heads.chain else 0), (heads.audit.seq if heads.audit else 0)
+    return f"{device_id}/witness/heads-{chain:010d}-{audit:010d}.json"
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,7 @@ class Uploader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._resumed: set[str] = set()   # ledgers checked for a segment put just before a crash
+        self._key: DeviceKey | None = None
 
     # ---- feeding --------------------------------------------------------------------------------
 
@@ -182,6 +204,7 @@ class Uploader:
         now = time.time()
         self.queue.done(call_id, key, stored.sha256, stored.size, now)
         self._reachable()
+        self._clear(f"archive.conflict:{call_id}")   # an object in the way that was healed, or removed
         self.on_archived(call_id, now, stored)
         log.info("archived %s -> %s", call_id, key)
 
@@ -190,37 +213,72 @@ class Uploader:
         try:
             if public.exists():
                 self.target.put(f"{self.device_id}/chain/device.pub", public.read_bytes())
-            for name, path in (("chain", chain_path(self.data_dir)), ("audit", audit_path(self.data_dir))):
-                self._ship_ledger(name, path)
+            heads = Heads(self._ship_ledger("chain", chain_path(self.data_dir)),
+                          self._ship_ledger("audit", audit_path(self.data_dir)))
+            self._witness(heads)
         except ArchiveError as error:
             self._unreachable(error)
             log.warning("archive: the %s segments wait: %s", "ledger", error)
 
-    def _ship_ledger(self, name: str, path: Path) -> None:
+    def _ship_ledger(self, name: str, path: Path) -> LedgerHead | None:
+        """Put the entries after the last shipped as one segment; returns the head the archive holds."""
         done = self.queue.ledger_seq(name)
         if name not in self._resumed:
             done = self._resume_ledger(name, done)
             self._resumed.add(name)
-        lines: list[str] = []
+        lines: list[bytes] = []
         last = done
+        head: LedgerHead | None = None
         try:
-            with open(path, encoding="utf-8") as handle:
+            with open(path, "rb") as handle:
                 for raw in handle:
                     try:
-                        seq = int(json.loads(raw).get("seq", 0))
-                    except (ValueError, AttributeError):
+                        entry = LedgerHead.of(parse_line(raw))
+                    except ValueError:
+                        continue   # not an entry: `verify` names it
+                    if entry is None or not raw.endswith(b"\n"):
                         continue
-                    if seq > done and raw.endswith("\n"):
+                    if entry.seq == done:
+                        head = entry
+                    elif entry.seq > done:
                         lines.append(raw)
-                        last = seq
+                        last, head = entry.seq, entry
                         if len(lines) >= SEGMENT_MAX:
                             break
         except FileNotFoundError:
+            return None
+        if lines:
+            self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl",
+                            b"".join(lines), retain_until=self._ledger_lock())
+            self.queue.set_ledger_seq(name, last)
+        return head
+
+    def _witness(self, heads: Heads) -> None:
+        """A signed witness of the heads the archive now holds, once per change of them."""
+        seqs = {name: head.seq if head else 0 for name, head in (("chain", heads.chain), ("audit", heads.audit))}
+        if not any(seqs.values()) or all(self.queue.ledger_seq(WITNESSED + n) == seq for n, seq in seqs.items()):
             return
-        if not lines:
-            return
-        self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl", "".join(lines).encode())
-        self.queue.set_ledger_seq(name, last)
+        document = witness_document(heads, self.device_id, self._device_key())
+        self.target.put(witness_key(self.device_id, heads),
+                        json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode(),
+                        retain_until=self._ledger_lock())
+        for name, seq in seqs.items():
+            self.queue.set_ledger_seq(WITNESSED + name, seq)
+
+    def _ledger_lock(self) -> float | None:
+        """With Object Lock, segments and witnesses are locked like recordings (from now): deleting
+        the newest of them is how a cut tail would be hidden in the archive."""
+        days = self.config.object_lock_days
+        return time.time() + days * 86400 if days is not None else None
+
+    def _device_key(self) -> DeviceKey | None:
+        """The device key signs the witness (None: unsigned, and `verify --archive` says so)."""
+        if self._key is None:
+            try:
+                self._key = DeviceKey.load_or_create(self.data_dir)
+            except (OSError, DeviceKeyError) as error:
+                log.error("archive: the witness of the ledger heads goes unsigned: %s", error)
+        return self._key
 
     def _resume_ledger(self, name: str, done: int) -> int:
         """After a crash between a segment's put and the queue's note of it, the archive already holds
@@ -253,6 +311,9 @@ class Uploader:
         self.last_error = str(error)
         if isinstance(error, ArchiveRefused):
             self._raise(ALARM_REFUSED, f"the archive refuses the device: {error}")
+        elif isinstance(error, ArchiveFull):   # does not go away by waiting: say so at once
+            self._raise(ALARM_FULL, f"the archive has no room: {error}; recordings are kept locally and sent "
+                                    "once the archive's disk or quota has room")
         elif now - self._down_since >= self.config.alarm_after_s:
             self._raise(ALARM_UNREACHABLE, f"the archive has been unreachable for {now - self._down_since:.0f} s "
                                            f"({error}); recordings are kept locally and sent when it is back")
@@ -261,6 +322,7 @@ class Uploader:
         self._down_since = None
         self._clear(ALARM_UNREACHABLE)
         self._clear(ALARM_REFUSED)
+        self._clear(ALARM_FULL)
 
     def backlog(self) -> Backlog:
         pending = self.queue.pending()

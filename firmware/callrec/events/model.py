@@ -39,6 +39,7 @@ EVENT_TYPES = (
     "recording.archived",
     "alarm.raised",
     "alarm.cleared",
+    "evidence.head",
 )
 
 

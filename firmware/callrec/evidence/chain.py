@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from callrec.evidence.holds import ChainHolds
 from callrec.evidence.keys import DeviceKey, evidence_dir
 from callrec.evidence.ledger import Ledger, canonical
 
@@ -48,6 +49,7 @@ class Chain:
     def __init__(self, data_dir: Path, key: DeviceKey | None = None) -> None:
         self.data_dir = data_dir
         self.ledger = Ledger(chain_path(data_dir), key)
+        self._holds = ChainHolds(self.ledger.path)
 
     def seal_call(self, record: dict[str, Any], audio: Path | None, sidecar: Path) -> dict[str, Any]:
         """The chain entry of a finalized call; returns the `chain` link its index record carries."""
@@ -75,15 +77,9 @@ class Chain:
         return self.ledger.entries()
 
     def holds(self) -> dict[str, dict[str, Any]]:
-        """call_id -> its hold as the chain says it is now (for an index rebuilt from sidecars)."""
-        held: dict[str, dict[str, Any]] = {}
-        for entry in self.entries():
-            call_id = str(entry.get("call_id"))
-            if entry.get("kind") == "hold":
-                held[call_id] = {"reason": entry.get("reason"), "by": entry.get("by"), "at": entry.get("at")}
-            elif entry.get("kind") in ("release", "deleted"):
-                held.pop(call_id, None)
-        return held
+        """call_id -> its hold as the chain says it is now: what retention keeps, and what an index
+        rebuilt from sidecars gets back. Read incrementally (holds.py), so asking often is cheap."""
+        return self._holds.held()
 
     def sealed(self) -> dict[str, dict[str, Any]]:
         """call_id -> its (last) `call` entry."""

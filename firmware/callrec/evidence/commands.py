@@ -15,22 +15,27 @@ import logging
 import os
 import sqlite3
 import sys
+import threading
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from callrec.config import Config
+from callrec.errors import CallrecError
 from callrec.events import utc_iso
 from callrec.evidence.audit import AuditLog, cli_actor
 from callrec.evidence.export import export_bundle
-from callrec.evidence.keys import DeviceKeyError, parse_public
-from callrec.evidence.store import Evidence
+from callrec.evidence.heads import Witness, WitnessUnavailable
+from callrec.evidence.keys import DeviceKeyError, load_public, parse_public
+from callrec.evidence.store import Evidence, UnknownCall
 from callrec.evidence.verify import verify
 
 log = logging.getLogger(__name__)
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
+WITNESS_TIMEOUT_S = 10.0   # each outside witness (archive, broker) is asked at most this long
 
 
 def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentParser,
@@ -150,25 +155,78 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         from callrec.archive import verify_from_archive
 
         return verify_from_archive(args, load_config(args))
-    data_dir = load_config(args).storage.data_dir
+    config = load_config(args)
+    data_dir = config.storage.data_dir
     if not data_dir.is_dir():
         return _fail("verify", f"no data directory {data_dir} (wrong --data?)")
     try:
         pinned = parse_public(args.key) if args.key else None
     except DeviceKeyError as error:
         return _fail("verify", f"--key: {error}")
-    report = verify(data_dir, since=args.since, pinned=pinned)
+    witnesses, notes = _outside_witnesses(config, pinned or load_public(data_dir))   # before the ledgers are read
+    report = verify(data_dir, since=args.since, pinned=pinned, witnesses=witnesses)
+    report.notes += notes
     if args.json:
         print(json.dumps(report.document(), ensure_ascii=False))
     else:
         for problem in report.problems:
             print(problem.line())
+        for note in report.notes:
+            print(f"note: {note}")
         print(f"device key {report.public_key or '(none)'}")
         verdict = (f"{len(report.problems)} problem(s)" if report.problems else "OK")
         print(f"{verdict}: {report.calls} call(s) checked, {report.deleted} deleted by policy, "
               f"{report.chain_entries} chain entries, {report.audit_entries} audit entries, "
               f"chain head {report.head or '-'}")
     return 1 if report.problems else 0
+
+
+def _outside_witnesses(config: Config, public: Any) -> tuple[list[Witness], list[str]]:
+    """The newest heads the configured archive and MQTT broker hold, each asked at once on a thread
+    of its own and given at most WITNESS_TIMEOUT_S: a witness out of reach is a note, not a problem."""
+    lookups: dict[str, Callable[[], Witness | None]] = {}
+    if config.archive.url:
+        def from_archive() -> Witness | None:
+            from callrec.archive import witness_from_archive
+
+            return witness_from_archive(config, public)
+
+        lookups[f"the archive {config.archive.url}"] = from_archive
+    if config.mqtt.enabled:
+        def from_broker() -> Witness | None:
+            from callrec.mqtt import read_retained_head
+
+            return read_retained_head(config.mqtt, WITNESS_TIMEOUT_S)
+
+        lookups[f"the MQTT broker {config.mqtt.host}:{config.mqtt.port}"] = from_broker
+    answers: dict[str, Witness | None | str] = {}
+
+    def ask(name: str, lookup: Callable[[], Witness | None]) -> None:
+        try:
+            answers[name] = lookup()
+        except (WitnessUnavailable, CallrecError, OSError) as error:
+            answers[name] = f"{name} could not be asked for its witness of the heads: {error}"
+        except Exception as error:   # a witness is extra evidence: never a reason for verify to fail
+            log.debug("witness lookup failed", exc_info=True)
+            answers[name] = f"{name} could not be asked for its witness of the heads: {error!r}"
+
+    threads = [threading.Thread(target=ask, args=item, daemon=True) for item in lookups.items()]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + WITNESS_TIMEOUT_S + 2
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    witnesses, notes = [], []
+    for name in lookups:
+        answer = answers.get(name, f"{name} did not answer within {WITNESS_TIMEOUT_S:g} s: its witness was not "
+                                   "compared")
+        if isinstance(answer, str):
+            notes.append(answer)
+        elif answer is None:
+            notes.append(f"{name} holds no witness of the heads yet")
+        else:
+            witnesses.append(answer)
+    return witnesses, notes
 
 
 def cmd_audit(args: argparse.Namespace, load_config: ConfigLoader) -> int:
@@ -204,10 +262,7 @@ def cmd_hold(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         if not records:
             return _fail("hold", f"no calls with number {args.number!r}")
         for record in records:
-            hold = {"reason": args.reason, "by": who, "at": utc_iso(dt.datetime.now(dt.UTC).timestamp())}
-            index.update(record["call_id"], {"hold": hold})
-            evidence.chain.note("hold", record["call_id"], by=who, reason=args.reason)
-            evidence.audit.record("hold", who, {"call_id": record["call_id"], "reason": args.reason})
+            evidence.hold(index, record["call_id"], reason=args.reason, by=who)
             print(f"held {record['call_id']}: {args.reason}")
     return 0
 
@@ -221,17 +276,12 @@ def cmd_release(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     status = 0
     with index:
         for call_id in args.call_ids:
-            record = index.get(call_id)
-            if record is None:
+            try:
+                released = evidence.release(index, call_id, reason=args.reason, by=who)
+            except UnknownCall:
                 status = _fail("release", f"no call {call_id!r} in the index")
                 continue
-            if not record.get("hold"):
-                print(f"{call_id} was not held")
-                continue
-            index.update(call_id, {"hold": None})
-            evidence.chain.note("release", call_id, by=who, reason=args.reason)
-            evidence.audit.record("release", who, {"call_id": call_id, "reason": args.reason})
-            print(f"released {call_id}")
+            print(f"released {call_id}" if released else f"{call_id} was not held")
     return status
 
 

@@ -9,6 +9,11 @@ was handed out in events (dashboards and brokers hold witness copies).
 Several processes append (the service, `callrec hold` beside it): an exclusive flock on a lock
 file serialises them, and each append re-reads the tail under it. A line torn by a crash while
 it was written (no newline at the end) is cut off by the next append, and said so in the log.
+
+Every line is outside input to whoever reads it (anyone with the card can write one): `parse_line`
+turns whatever a line holds — deep nesting that makes `json` raise RecursionError, a number too
+long to convert, bad UTF-8, a list — into a ValueError saying why, and appends chain to the last
+well-formed entry, so a planted line is reported by `check`, never a traceback or a stuck ledger.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import logging
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +51,49 @@ def entry_hash(entry: dict[str, Any]) -> str:
 
 
 ALTERED, BROKEN, UNSIGNED = "chain entry altered", "chain broken", "signature invalid"
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """`json.loads` for text from outside: every failure is a ValueError (json raises RecursionError
+    on deep nesting, and a UnicodeDecodeError or a too-long integer are ValueErrors already)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested too deeply to be a ledger entry or a record") from None
+
+
+def parse_line(raw: bytes) -> dict[str, Any]:
+    """One ledger line as an object, or ValueError saying why it is not one."""
+    entry = parse_json(raw)
+    if not isinstance(entry, dict):
+        raise ValueError(f"a JSON {type(entry).__name__}, not an object")
+    return entry
+
+
+def well_formed(entry: dict[str, Any]) -> bool:
+    """An entry an append can follow: an integer `seq` and a hex `hash` (the rest is `check`'s)."""
+    seq, digest = entry.get("seq"), entry.get("hash")
+    return isinstance(seq, int) and not isinstance(seq, bool) and seq > 0 and _is_hex(digest)
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """Where a ledger ends: its last entry's `seq` and `hash` (what two heads are compared by) and
+    `at` (when it was written, where known)."""
+
+    seq: int
+    hash: str
+    at: str | None = field(default=None, compare=False)
+
+    def fields(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash}
+
+    @classmethod
+    def of(cls, entry: dict[str, Any] | None) -> LedgerHead | None:
+        if entry is None or not well_formed(entry):
+            return None
+        at = entry.get("at")
+        return cls(int(entry["seq"]), str(entry["hash"]), at if isinstance(at, str) else None)
 
 
 @dataclass(frozen=True)
@@ -98,6 +146,10 @@ class Ledger:
         last = self._last_entry()
         return str(last["hash"]) if last else GENESIS
 
+    def head_entry(self) -> LedgerHead | None:
+        """The last well-formed entry's seq and hash (None for an empty ledger)."""
+        return LedgerHead.of(self._last_entry())
+
     def _last_entry(self, *, repair: bool = False) -> dict[str, Any] | None:
         try:
             with open(self.path, "rb") as handle:
@@ -118,18 +170,20 @@ class Ledger:
                 os.truncate(self.path, keep)
             tail = tail[: cut + 1] if cut >= 0 else b""
         lines = tail.splitlines()
+        if start > 0 and lines:
+            lines.pop(0)   # the window may begin inside a line
         while lines:
-            try:
-                entry = json.loads(lines[-1])
-            except ValueError:
-                lines.pop()
-                continue
-            if isinstance(entry, dict) and "seq" in entry and "hash" in entry:
-                return entry
+            with contextlib.suppress(ValueError):
+                entry = parse_line(lines[-1])
+                if well_formed(entry):
+                    return entry
             lines.pop()
-        if start > 0:   # a last line longer than the tail window: read it all
-            entries = list(self.entries())
-            return entries[-1] if entries else None
+        if start > 0:   # no whole entry in the tail window (a long planted line): read it all
+            last = None
+            for entry in self.entries():
+                if well_formed(entry):
+                    last = entry
+            return last
         return None
 
     def entries(self) -> Iterator[dict[str, Any]]:
@@ -141,9 +195,7 @@ class Ledger:
         with handle:
             for raw in handle:
                 with contextlib.suppress(ValueError):
-                    entry = json.loads(raw)
-                    if isinstance(entry, dict):
-                        yield entry
+                    yield parse_line(raw)
 
     def check(self, public: Ed25519PublicKey | None) -> tuple[list[LedgerProblem], int]:
         """Every break in the chain: unreadable lines, edited entries, removed or inserted ones,
@@ -162,15 +214,18 @@ def check_lines(lines: Iterable[bytes], public: Ed25519PublicKey | None) -> tupl
     prev, expected_seq, count = GENESIS, 1, 0
     for number, raw in enumerate(lines, start=1):
         try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            problems.append(LedgerProblem(None, number, "line is not a ledger entry (edited or damaged)"))
+            entry = parse_line(raw)
+            digest = entry_hash(entry)
+        except (ValueError, RecursionError) as error:
+            problems.append(LedgerProblem(None, number, f"line is not a ledger entry (edited or damaged: {error})"))
             continue
         count += 1
         seq = entry.get("seq")
-        if entry_hash(entry) != entry.get("hash"):
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            problems.append(LedgerProblem(None, number, f"entry has no integer seq ({str(seq)[:40]!r}: edited or "
+                                                        "planted)"))
+            seq = None
+        if digest != entry.get("hash"):
             problems.append(LedgerProblem(seq, number, "entry was altered (its hash does not match it)"))
         if entry.get("prev") != prev:
             problems.append(LedgerProblem(seq, number, "chain broken: 'prev' is not the hash of the entry "
@@ -185,7 +240,7 @@ def check_lines(lines: Iterable[bytes], public: Ed25519PublicKey | None) -> tupl
                                      if _is_hex(entry.get("hash")) else b"", sig):
                 problems.append(LedgerProblem(seq, number, "signature does not verify with the device key", UNSIGNED))
         prev = str(entry.get("hash"))
-        expected_seq = (seq + 1) if isinstance(seq, int) else expected_seq + 1
+        expected_seq = (seq + 1) if seq is not None else expected_seq + 1
     return problems, count
 
 

@@ -28,25 +28,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from callrec.config import MqttSettings
 from callrec.control import Device
 from callrec.events import Event, EventBus, StampedEvent
+from callrec.evidence import HEAD_EVENT
 from callrec.mqtt.backlog import JournalKeeper
+from callrec.mqtt.client import new_client
 from callrec.mqtt.commands import CommandHandler
 from callrec.mqtt.discovery import discovery_payload
 from callrec.mqtt.publisher import EventWindow
 from callrec.mqtt.topics import (
     ALARM_FIELDS,
+    HEAD_FIELDS,
     LINE_STATE_FIELDS,
     STATS_FIELDS,
     STATUS_OFFLINE,
     STATUS_ONLINE,
     Topics,
 )
+from callrec.mqtt.witness import head_payload, journaled_head
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +111,8 @@ class MqttService:
         self._states_dirty = True
         self._alarms_dirty = True
         self._discovery_due = True
+        self._head: dict[str, Any] | None = None   # the ledgers' heads, retained on B/evidence/head
+        self._head_dirty = False
         self._last_states: dict[int, dict[str, Any]] = {}
         self._last_alarms: list[dict[str, Any]] | None = None
         self._next_stats = 0.0
@@ -184,6 +190,8 @@ class MqttService:
             self._alarms_dirty = True
         elif kind == "call.ended":
             self._stats_due = True   # calls_today and recordings_stored moved: dashboards see it now
+        elif kind == HEAD_EVENT:
+            self._head, self._head_dirty = head_payload(stamped), True
         self._wake.set()
 
     # -- the publisher thread --------------------------------------------------------------------
@@ -263,28 +271,11 @@ class MqttService:
             _release(client)
 
     def _make_client(self) -> mqtt.Client:
-        settings = self.settings
-        # MQTT 5: only there does a subscription see whether a command was published retained
-        # while we were connected (retain-as-published); 3.1.1 marks only replays at subscribe.
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"callrec-{settings.device_id}",
-            protocol=mqtt.MQTTv5,
-            reconnect_on_failure=False,  # reconnecting is ours, with a fresh client (see module doc)
-        )
+        client = new_client(self.settings, f"callrec-{self.settings.device_id}")
         client.will_set(self.topics.status, STATUS_OFFLINE, qos=1, retain=True)
         # Room for the event window plus the retained states of a reconnect, so paho never holds
         # messages back in a queue of its own.
-        client.max_inflight_messages_set(settings.max_inflight + 100)
-        if settings.username is not None:
-            client.username_pw_set(settings.username, settings.read_password())
-        if settings.tls_ca is not None:
-            client.tls_set(
-                ca_certs=str(settings.tls_ca),
-                certfile=str(settings.tls_cert) if settings.tls_cert else None,
-                keyfile=str(settings.tls_key) if settings.tls_key else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
+        client.max_inflight_messages_set(self.settings.max_inflight + 100)
         return client
 
     def _wire_callbacks(self, session: _Session) -> None:
@@ -341,6 +332,7 @@ class MqttService:
         self._publish_states(client, force=True)
         self._publish_alarms(client, force=True)
         self._publish_stats(client)
+        self._publish_head(client)
         self._publish_discovery(client)
         self._publish(client, self.topics.status, STATUS_ONLINE, retain=True)
         while not session.ended.is_set() and not self._stopping.is_set():
@@ -354,6 +346,8 @@ class MqttService:
                 self._publish_stats(client)
             if self._discovery_due:
                 self._publish_discovery(client)
+            if self._head_dirty:
+                self._publish_head(client)
             if not self._publish_events(client):
                 break
             self._housekeeping()
@@ -430,6 +424,18 @@ class MqttService:
         stats["backlog"] = self._keeper.backlog_size()
         payload = {key: stats.get(key) for key in STATS_FIELDS}
         self._publish(client, self.topics.stats, _json(payload), retain=True)
+
+    def _publish_head(self, client: mqtt.Client) -> None:
+        """The ledgers' heads, retained: a witness of them off the device (docs/privacy.md)."""
+        self._head_dirty = False
+        if self._head is None:
+            try:
+                self._head = journaled_head(self._bus.journal)
+            except (sqlite3.Error, OSError, ValueError):
+                log.exception("the journaled evidence head cannot be read; published at the next change")
+        if self._head is not None:
+            self._publish(client, self.topics.evidence_head, _json({k: self._head.get(k) for k in HEAD_FIELDS}),
+                          retain=True)
 
     def _publish_discovery(self, client: mqtt.Client) -> None:
         self._discovery_due = False

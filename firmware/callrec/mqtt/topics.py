@@ -27,6 +27,8 @@ STATS_FIELDS = (
     "encrypted",
     "archive_backlog",
 )
+# Fields of `B/evidence/head`: the ledgers' heads (evidence/heads.py) and when they were witnessed.
+HEAD_FIELDS = ("chain", "audit", "at")
 # Fields every `B/cmd/result` carries; a command may add its own after these.
 RESULT_FIELDS = ("id", "command", "ok", "error")
 
@@ -64,6 +66,10 @@ class Topics:
     @property
     def stats(self) -> str:
         return f"{self.root}/stats"
+
+    @property
+    def evidence_head(self) -> str:
+        return f"{self.root}/evidence/head"
 
     def cmd(self, name: str) -> str:
         return f"{self.root}/cmd/{name}"

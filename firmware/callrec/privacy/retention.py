@@ -7,7 +7,10 @@ carries the decisions out. Every deletion removes audio, sidecar and index entry
 chain entry (so `verify` tells it from a missing file) and is audited.
 
 Kept whatever the policy: calls under legal hold (`callrec hold`) and, with `keep_marked`, calls
-with a mark (a tag: training material the office chose to keep).
+with a mark (a tag: training material the office chose to keep). Whether a call is held is the
+signed chain's word (`Chain.holds()`, read incrementally), not only the index's editable `hold`
+field: either saying held keeps the call, and when they disagree the call is kept, the log says
+so and an alarm `hold:<call_id>` (kind `evidence`) asks for `callrec verify`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import datetime as dt
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 
 ALARM_LOW = "disk.low"
 ALARM_FULL = "disk.held_only"
+ALARM_HOLD = "hold:"   # + call id: the chain and the index disagree on a legal hold
 PRUNE_EVERY_S = 3600.0
 
 
@@ -44,20 +48,21 @@ def started_wall(record: dict[str, Any]) -> float | None:
         return None
 
 
-def kept(record: dict[str, Any], policy: RetentionConfig) -> str | None:
-    """Why a call is kept whatever its age (None: it is not)."""
-    if record.get("hold"):
+def kept(record: dict[str, Any], policy: RetentionConfig, held: Container[str] = ()) -> str | None:
+    """Why a call is kept whatever its age (None: it is not). `held`: the calls the chain holds."""
+    if record.get("hold") or record.get("call_id") in held:
         return "under legal hold"
     if policy.keep_marked and record.get("tags"):
         return "marked"
     return None
 
 
-def due(records: Iterable[dict[str, Any]], now: float, policy: RetentionConfig) -> Iterator[dict[str, Any]]:
+def due(records: Iterable[dict[str, Any]], now: float, policy: RetentionConfig,
+        held: Container[str] = ()) -> Iterator[dict[str, Any]]:
     """The calls whose retention period is over (oldest first, as `records` come)."""
     for record in records:
         started = started_wall(record)
-        if started is None or kept(record, policy):
+        if started is None or kept(record, policy, held):
             continue
         if now - started >= policy.days_for(record.get("direction")) * 86400:
             yield record
@@ -93,6 +98,7 @@ class Keeper:
         self.bus = bus
         self._disk = disk or (lambda: _disk_state(data_dir))
         self._alarms: set[str] = set()
+        self._chain_held: dict[str, dict[str, Any]] = {}
         self.next_prune = 0.0
 
     # ---- retention --------------------------------------------------------------------------------
@@ -101,7 +107,8 @@ class Keeper:
               by: str = "device:retention") -> list[dict[str, Any]]:
         """Delete every call whose retention period is over; returns those (would be) deleted."""
         moment = time.time() if now is None else now
-        victims = list(due(self._older_than(moment - self._shortest_days() * 86400), moment, self.policy))
+        candidates = list(self._checked(self._older_than(moment - self._shortest_days() * 86400)))
+        victims = list(due(candidates, moment, self.policy, self._chain_held))
         if not dry_run:
             for record in victims:
                 days = self.policy.days_for(record.get("direction"))
@@ -137,8 +144,8 @@ class Keeper:
             return []
         moment = time.time() if now is None else now
         done = []
-        for record in self._older_than(moment - self.keep_local_days * 86400):
-            if not record.get("archived_at") or record.get("offloaded_at") or record.get("hold"):
+        for record in self._checked(self._older_than(moment - self.keep_local_days * 86400)):
+            if not record.get("archived_at") or record.get("offloaded_at") or self._held(record):
                 continue
             if (record.get("recording") or {}).get("path"):
                 self._offload_one(record, moment, f"local copy kept {self.keep_local_days:g} days")
@@ -176,6 +183,33 @@ class Keeper:
             self.bus.emit(Event("recording.deleted", record.get("line"), call_id, time.time(),
                                 {"reason": reason, "by": by}))
 
+    # ---- legal holds: the chain's word and the index's ------------------------------------------------
+
+    def _checked(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The records, each compared with the chain's holds (read once per pass, incrementally:
+        `self._chain_held` is fresh before the first record is looked at)."""
+        self._chain_held = self.chain.holds()
+        for record in records:
+            self._held(record)
+            yield record
+
+    def _held(self, record: dict[str, Any]) -> bool:
+        """Held by either the chain or the index (the safer answer); a disagreement is logged and
+        raised as an alarm once, and cleared when they agree again."""
+        call_id = str(record.get("call_id"))
+        in_chain, in_index = call_id in self._chain_held, bool(record.get("hold"))
+        alarm = ALARM_HOLD + call_id
+        if in_chain == in_index:
+            self._clear(alarm, "evidence")
+        elif alarm not in self._alarms:
+            message = (f"call {call_id}: the evidence chain holds it under legal hold but the index does not "
+                       "(the index was edited?)" if in_chain else
+                       f"call {call_id}: the index marks it as held but the evidence chain has no hold for it "
+                       "(a chain entry lost or cut?)") + "; the call is kept; `callrec verify` names it"
+            log.warning("%s", message)
+            self._raise(alarm, "critical", message, "evidence")
+        return in_chain or in_index
+
     # ---- the disk guard ---------------------------------------------------------------------------
 
     def guard(self) -> DiskState:
@@ -187,16 +221,17 @@ class Keeper:
             return state
         if state.free_percent < floor and self.keep_local_days is not None:
             # first what costs nothing: local copies the archive already holds
-            for record in iter(self.index):
-                if not record.get("archived_at") or record.get("offloaded_at") or record.get("hold"):
+            for record in self._checked(iter(self.index)):
+                if not record.get("archived_at") or record.get("offloaded_at") or self._held(record):
                     continue
                 self._offload_one(record, time.time(), "disk guard")
                 state = self._disk()
                 if state.free_percent >= floor:
                     break
         if state.free_percent < floor:
-            for record in iter(self.index):
-                if kept(record, self.policy) or not record.get("recording") or record.get("offloaded_at"):
+            for record in self._checked(iter(self.index)):
+                if kept(record, self.policy, self._chain_held) or not record.get("recording") \
+                        or record.get("offloaded_at"):
                     continue
                 self.delete(record, f"disk guard: {state.free_percent:.1f} % free, below {floor:g} %",
                             "device:disk-guard")
@@ -204,9 +239,7 @@ class Keeper:
                 if state.free_percent >= floor:
                     break
             if state.free_percent < floor:
-                self._raise(ALARM_FULL, "critical",
-                            f"the disk is {100 - state.free_percent:.1f} % full and only held or marked recordings "
-                            "remain: new calls are recorded until the disk is full; release holds or offload")
+                self._raise(ALARM_FULL, "critical", self._nothing_deletable(state))
         else:
             self._clear(ALARM_FULL)
         if state.free_percent < 2 * floor:
@@ -216,19 +249,36 @@ class Keeper:
             self._clear(ALARM_LOW)
         return state
 
-    def _raise(self, alarm_id: str, severity: str, message: str) -> None:
-        if alarm_id in self._alarms or self.bus is None:
+    def _nothing_deletable(self, state: DiskState) -> str:
+        """What the disk guard can say truthfully when nothing it may delete is left."""
+        held = marked = 0
+        for record in self.index:
+            if not (record.get("recording") or {}).get("path") or record.get("offloaded_at"):
+                continue
+            why = kept(record, self.policy, self._chain_held)
+            held += why == "under legal hold"
+            marked += why == "marked"
+        kept_part = (f"{held} held and {marked} marked recording(s) are kept" if held or marked
+                     else "no recordings are left")
+        return (f"the disk is {100 - state.free_percent:.1f} % full and no recording the guard may delete remains "
+                f"({kept_part}; the rest is other data): new calls are recorded until the disk is full; "
+                "release holds, offload, or free the other data")
+
+    def _raise(self, alarm_id: str, severity: str, message: str, kind: str = "storage") -> None:
+        if alarm_id in self._alarms:
             return
         self._alarms.add(alarm_id)
         log.warning("%s", message)
-        self.bus.emit(Event("alarm.raised", None, None, time.time(),
-                            {"id": alarm_id, "kind": "storage", "severity": severity, "message": message}))
+        if self.bus is not None:
+            self.bus.emit(Event("alarm.raised", None, None, time.time(),
+                                {"id": alarm_id, "kind": kind, "severity": severity, "message": message}))
 
-    def _clear(self, alarm_id: str) -> None:
-        if alarm_id not in self._alarms or self.bus is None:
+    def _clear(self, alarm_id: str, kind: str = "storage") -> None:
+        if alarm_id not in self._alarms:
             return
         self._alarms.discard(alarm_id)
-        self.bus.emit(Event("alarm.cleared", None, None, time.time(), {"id": alarm_id, "kind": "storage"}))
+        if self.bus is not None:
+            self.bus.emit(Event("alarm.cleared", None, None, time.time(), {"id": alarm_id, "kind": kind}))
 
 
 def _disk_state(data_dir: Path) -> DiskState:

@@ -216,8 +216,7 @@ def build_app(viewer: Viewer) -> Starlette:
                                                                        f"viewer:{session.user.name}")
         except PermissionError as error:
             raise ApiError(409, str(error)) from None
-        viewer.audit("release" if release else "hold", session.user, {"call_id": record["call_id"],
-                                                                       "reason": body.reason})
+        # audited by the evidence room's hold/release itself, with this user as `who`
         viewer.catalog.reload(record["call_id"])
         return JSONResponse({"call_id": record["call_id"], "held": not release})
 

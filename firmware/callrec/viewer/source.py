@@ -9,7 +9,6 @@ the office's, kept beside the annotations).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,17 +100,12 @@ class DataDirSource:
         return _check(record, entry, self.read(record), self.read(record, "sidecar"))
 
     def hold(self, call_id: str, reason: str, who: str) -> None:
-
-        from callrec.events import utc_iso
-
         with CallIndex(self.data_dir / "index.sqlite") as index:
-            index.update(call_id, {"hold": {"reason": reason, "by": who, "at": utc_iso(time.time())}})
-        self.evidence.chain.note("hold", call_id, by=who, reason=reason)
+            self.evidence.hold(index, call_id, reason=reason, by=who)
 
     def release(self, call_id: str, reason: str, who: str) -> None:
         with CallIndex(self.data_dir / "index.sqlite") as index:
-            index.update(call_id, {"hold": None})
-        self.evidence.chain.note("release", call_id, by=who, reason=reason)
+            self.evidence.release(index, call_id, reason=reason, by=who)
 
 
 class ArchiveSource:

@@ -1,0 +1,91 @@
+"""The ledgers' heads journaled as they move (issue 22 item 4): the watcher's events, and finding the
+newest one in a long journal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from callrec.events import Event, EventBus
+from callrec.evidence import Evidence, Heads, HeadWatcher, latest_head, read_heads
+from callrec.store import Journal
+
+
+def _bus(data: Path) -> tuple[EventBus, list[Event]]:
+    seen: list[Event] = []
+    bus = EventBus(Journal(data / "journal.sqlite"))
+    bus.subscribe(lambda stamped: seen.append(stamped.event))
+    return bus, seen
+
+
+def test_the_watcher_journals_a_moved_head_once_and_not_again_after_a_restart(tmp_path):
+    evidence = Evidence.open(tmp_path)
+    evidence.audit.record("export", "cli:test", {"calls": ["a"]})
+    bus, seen = _bus(tmp_path)
+    watcher = HeadWatcher(tmp_path, bus, poll_s=3600)
+    watcher.start()
+    assert watcher.check() and not watcher.check(), "once per move"
+    (event,) = [e for e in seen if e.type == "evidence.head"]
+    heads = read_heads(tmp_path)
+    assert Heads.from_fields(event.fields) == heads and event.fields["chain"] is None
+    assert event.fields["audit"] == {"seq": 1, "hash": heads.audit.hash}
+    watcher.stop()
+    bus.journal.close()
+
+    bus, seen = _bus(tmp_path)   # a restart: the journal already holds these heads
+    again = HeadWatcher(tmp_path, bus, poll_s=3600)
+    again.start()
+    assert not again.check()
+    evidence.chain.note("hold", "c1", by="cli:test", reason="claim")   # another process appends
+    assert again.check()
+    assert [e.fields["chain"]["seq"] for e in seen if e.type == "evidence.head"] == [1]
+    again.stop()
+    bus.journal.close()
+
+
+def test_the_newest_head_is_found_however_far_back_it_is(tmp_path):
+    bus, _ = _bus(tmp_path)
+    assert latest_head(bus.journal) is None
+    first = {"chain": {"seq": 1, "hash": "aa" * 32}, "audit": None}
+    bus.emit(Event("evidence.head", None, None, time.time(), first))
+    for _ in range(2500):   # more than two pages of other events
+        bus.emit(Event("line.ring", 1, None, time.time(), {"state": "on"}))
+    assert latest_head(bus.journal) == Heads.from_fields(first)
+    newer = {"chain": {"seq": 2, "hash": "bb" * 32}, "audit": {"seq": 7, "hash": "cc" * 32}}
+    bus.emit(Event("evidence.head", None, None, time.time(), newer))
+    bus.emit(Event("line.ring", 1, None, time.time(), {"state": "off"}))
+    assert latest_head(bus.journal) == Heads.from_fields(newer)
+    bus.journal.close()
+
+
+def test_the_newest_head_is_found_across_a_jump_in_seq(tmp_path):
+    """`seq` jumps ahead after events were stamped that a full journal never took (store/journal.py):
+    the search for the newest head must not read such a jump as the journal's start."""
+    bus, _ = _bus(tmp_path)
+    first = {"chain": {"seq": 3, "hash": "dd" * 32}, "audit": None}
+    bus.emit(Event("evidence.head", None, None, time.time(), first))
+    for seq in range(3000, 3006):   # numbers held while the journal was full: a gap of ~3000
+        bus.journal.append(Event("line.ring", 1, None, time.time(), {"state": "on"}), seq=seq)
+    assert latest_head(bus.journal) == Heads.from_fields(first)
+    bus.journal.close()
+
+
+def test_heads_the_journal_bound_pruned_are_witnessed_again(tmp_path):
+    """A quiet line for longer than the journal keeps events: the device's own witness must not go."""
+    import sqlite3
+
+    evidence = Evidence.open(tmp_path)
+    evidence.audit.record("export", "cli:test", {"calls": ["a"]})
+    bus, seen = _bus(tmp_path)
+    watcher = HeadWatcher(tmp_path, bus, poll_s=3600)
+    watcher.start()
+    assert watcher.check()
+    assert not watcher.refresh(), "still in the journal: nothing to add"
+    with sqlite3.connect(tmp_path / "journal.sqlite") as db:   # as the bound prunes the oldest events
+        db.execute("DELETE FROM events")
+    assert latest_head(bus.journal) is None
+    assert watcher.refresh()
+    assert latest_head(bus.journal) == read_heads(tmp_path)
+    assert len([e for e in seen if e.type == "evidence.head"]) == 2
+    watcher.stop()
+    bus.journal.close()
