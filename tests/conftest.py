@@ -38,6 +38,22 @@ def scenario_toml(lines: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+ONE_LINE_ON_FILE_PCMS = ('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\nled_gpio = 22\n'
+                         'capture_pcm = "tin"\nplayback_pcm = "tout"\n')
+
+
+def file_pcms(tmp_path: Path, seconds: float = 600) -> dict[str, str]:
+    """PCMs `tin` (silence from a raw file) and `tout` (into a WAV file) through alsa-lib's file
+    plugin, for `callrec run` without a sound card: the environment that makes alsa-lib see them.
+    Line 1 of ONE_LINE_ON_FILE_PCMS uses them."""
+    infile = tmp_path / "in.raw"
+    infile.write_bytes(np.zeros(int(RATE * seconds), dtype="<i2").tobytes())
+    conf = tmp_path / "asound.conf"
+    conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
+                    f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
+    return {"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}"}
+
+
 @dataclass
 class SimResult:
     returncode: int
@@ -59,24 +75,31 @@ def callrec(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def run_simulation(work: Path, lines: list[dict[str, Any]], *extra: str, config: str | None = None,
+                   data: Path | None = None) -> SimResult:
+    """Write a scenario (lines of (at, signal, value) events; each line's noise audio made when
+    missing, `seconds` long) in `work` and run `callrec simulate` on it."""
+    scenario = work / "scenario.toml"
+    for line in lines:
+        if not (work / line["audio"]).exists():
+            noise_wav(work / line["audio"], line.get("seconds", 30), seed=line["line"])
+    scenario.write_text(scenario_toml(lines))
+    data = data or work / "data"
+    args = ["simulate", str(scenario), "--data", str(data), *extra]
+    if config is not None:
+        (work / "callrec.toml").write_text(config)
+        args += ["--config", str(work / "callrec.toml")]
+    out = callrec(*args)
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    return SimResult(out.returncode, events, out.stderr, data)
+
+
 @pytest.fixture
 def simulate(tmp_path: Path) -> Callable[..., SimResult]:
-    """Write a scenario (lines of (at, signal, value) events) and run `callrec simulate` on it."""
+    """`run_simulation` in the test's own directory."""
 
     def run(lines: list[dict[str, Any]], *extra: str, config: str | None = None,
             data: Path | None = None) -> SimResult:
-        scenario = tmp_path / "scenario.toml"
-        for line in lines:
-            if not (tmp_path / line["audio"]).exists():
-                noise_wav(tmp_path / line["audio"], line.get("seconds", 30), seed=line["line"])
-        scenario.write_text(scenario_toml(lines))
-        data = data or tmp_path / "data"
-        args = ["simulate", str(scenario), "--data", str(data), *extra]
-        if config is not None:
-            (tmp_path / "callrec.toml").write_text(config)
-            args += ["--config", str(tmp_path / "callrec.toml")]
-        out = callrec(*args)
-        events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-        return SimResult(out.returncode, events, out.stderr, data)
+        return run_simulation(tmp_path, lines, *extra, config=config, data=data)
 
     return run

@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import numpy as np
-from conftest import callrec
+from conftest import ONE_LINE_ON_FILE_PCMS, callrec, file_pcms
 
 SCRIPT = textwrap.dedent("""
     import json, os, signal, socket, subprocess, sys, time
@@ -97,16 +97,10 @@ def test_run_with_a_pcm_that_cannot_be_opened_is_a_clear_start_error_not_a_crash
 
 
 def test_run_without_gpio_is_a_clear_start_error(tmp_path):
-    infile = tmp_path / "in.raw"
-    infile.write_bytes(np.zeros(8000, dtype="<i2").tobytes())
-    conf = tmp_path / "asound.conf"
-    conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
-                    f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
     config = tmp_path / "c.toml"
-    config.write_text('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\ncapture_pcm = "tin"\n'
-                      'playback_pcm = "tout"\n')
+    config.write_text(ONE_LINE_ON_FILE_PCMS)
     out = callrec("--config", str(config), "run", "--data", str(tmp_path / "data"), timeout=30,
-                  env={"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}"})
+                  env=file_pcms(tmp_path, seconds=1))
     assert out.returncode == 1
     assert "line inputs: RPi.GPIO is not usable on this machine" in out.stderr
     assert "Traceback" not in out.stderr

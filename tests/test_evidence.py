@@ -14,24 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import callrec, noise_wav, scenario_toml
+from conftest import callrec, run_simulation
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, Any]]]:
-    work = tmp_path_factory.mktemp("recorded")
-    for line in (1, 2):
-        noise_wav(work / f"line{line}.wav", 30, seed=line)
-    (work / "s.toml").write_text(scenario_toml([
+    done = run_simulation(tmp_path_factory.mktemp("recorded"), [
         {"line": 1, "audio": "line1.wav", "events": [(1.0, "hook", "off"), (6.0, "hook", "on"),
                                                       (10.0, "hook", "off"), (15.0, "hook", "on")]},
         {"line": 2, "audio": "line2.wav", "events": [(2.0, "ring", "on"), (3.0, "ring", "off"),
-                                                      (3.5, "hook", "off"), (9.0, "hook", "on")]}]))
-    data = work / "data"
-    out = callrec("simulate", str(work / "s.toml"), "--data", str(data))
-    assert out.returncode == 0, out.stderr
-    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
-    return data, events
+                                                      (3.5, "hook", "off"), (9.0, "hook", "on")]}])
+    assert done.returncode == 0, done.stderr
+    return done.data, done.events
 
 
 @pytest.fixture

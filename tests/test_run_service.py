@@ -14,26 +14,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+from conftest import ONE_LINE_ON_FILE_PCMS, file_pcms
 
 TESTS = Path(__file__).resolve().parent
 
 
 def test_run_reports_ready_after_audio_then_pings_the_watchdog_and_stops_cleanly(tmp_path):
-    infile = tmp_path / "in.raw"
-    infile.write_bytes(np.zeros(8000 * 600, dtype="<i2").tobytes())
-    conf = tmp_path / "asound.conf"
-    conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
-                    f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
+    pcms = file_pcms(tmp_path)
     config = tmp_path / "callrec.toml"
-    config.write_text('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\nled_gpio = 22\n'
-                      'capture_pcm = "tin"\nplayback_pcm = "tout"\n')
+    config.write_text(ONE_LINE_ON_FILE_PCMS)
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(15)
-    env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}",
-           "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}", "NOTIFY_SOCKET": str(tmp_path / "notify"),
-           "WATCHDOG_USEC": "1000000"}
+    env = {**os.environ, **pcms, "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}",
+           "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
     proc = subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data",
                              str(tmp_path / "data"), "--control-socket", str(tmp_path / "control.sock")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -143,47 +143,40 @@ def test_a_number_with_thousands_of_digits_is_a_config_error_not_a_traceback(tmp
     assert f"{path}: not valid TOML" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_the_console_stays_up_and_closed_showing_a_2000_deep_nesting(tmp_path):
-    """Under Restart=always an exit at start is a restart loop; docs/console.md: it stays closed."""
+def _console_session(tmp_path: Path, data: Path, keys: list[tuple[str, str]], *extra: str) -> str:
+    """Start `callrec console` on a pty pair, type each text and read up to its marker; returns all
+    it showed, after checking it kept running and logged no traceback."""
     from console_support import PtyPair, Terminal, start_console, stop
 
-    config = tmp_path / "deep.toml"
-    config.write_text('[console]\nopen = true\n[mqtt]\nx = ' + "[" * 2000 + "]" * 2000 + "\n")
     ptys = PtyPair(tmp_path).start()
-    proc = start_console(ptys.console, tmp_path / "data", tmp_path / "nobody.sock", tmp_path / "console.log",
-                         "--config", str(config))
+    proc = start_console(ptys.console, data, tmp_path / "nobody.sock", tmp_path / "console.log", *extra)
     terminal = Terminal(ptys.technician)
     try:
-        terminal.type("\r")
-        shown = terminal.read_until("nested too deeply", timeout=15)
-        assert "console is CLOSED" in shown and "The configuration file is not usable" in shown
+        shown = ""
+        for text, marker in keys:
+            terminal.type(text)
+            shown += terminal.read_until(marker, timeout=15)
         assert proc.poll() is None, "the console keeps running"
     finally:
         terminal.close()
         stop(proc)
         ptys.stop()
     assert "Traceback" not in (tmp_path / "console.log").read_text(errors="replace")
+    return shown
+
+
+def test_the_console_stays_up_and_closed_showing_a_2000_deep_nesting(tmp_path):
+    """Under Restart=always an exit at start is a restart loop; docs/console.md: it stays closed."""
+    config = tmp_path / "deep.toml"
+    config.write_text('[console]\nopen = true\n[mqtt]\nx = ' + "[" * 2000 + "]" * 2000 + "\n")
+    shown = _console_session(tmp_path, tmp_path / "data", [("\r", "nested too deeply")], "--config", str(config))
+    assert "console is CLOSED" in shown and "The configuration file is not usable" in shown
 
 
 def test_the_console_stays_up_when_its_data_option_itself_is_refused(tmp_path):
     """`--data /dev/null` is refused by the configuration: the console shows why, and keeps running."""
-    from console_support import PtyPair, Terminal, start_console, stop
-
-    ptys = PtyPair(tmp_path).start()
-    proc = start_console(ptys.console, Path("/dev/null"), tmp_path / "nobody.sock", tmp_path / "console.log")
-    terminal = Terminal(ptys.technician)
-    try:
-        terminal.type("\r")
-        terminal.read_until("callrec> ", timeout=15)
-        terminal.type("config\r")
-        shown = terminal.read_until("callrec> ", timeout=15)
-        assert "NOT USABLE" in shown and "--data /dev/null" in shown
-        assert proc.poll() is None, "the console keeps running"
-    finally:
-        terminal.close()
-        stop(proc)
-        ptys.stop()
-    assert "Traceback" not in (tmp_path / "console.log").read_text(errors="replace")
+    shown = _console_session(tmp_path, Path("/dev/null"), [("\r", "callrec> "), ("config\r", "callrec> ")])
+    assert "NOT USABLE" in shown and "--data /dev/null" in shown
 
 
 def test_a_leading_utf8_bom_as_windows_editors_write_it_is_accepted(tmp_path):

@@ -20,9 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from conftest import callrec, noise_wav, scenario_toml
+from conftest import ONE_LINE_ON_FILE_PCMS, callrec, file_pcms, run_simulation
 
 TESTS = Path(__file__).resolve().parents[1]
 LATER = "2099-01-01T00:00:00Z"
@@ -30,18 +29,13 @@ LATER = "2099-01-01T00:00:00Z"
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    work = tmp_path_factory.mktemp("tamper")
-    for line in (1, 2):
-        noise_wav(work / f"line{line}.wav", 20, seed=line)
-    (work / "s.toml").write_text(scenario_toml([
-        {"line": 1, "audio": "line1.wav", "events": [(1.0, "hook", "off"), (5.0, "hook", "on"),
-                                                      (8.0, "hook", "off"), (12.0, "hook", "on")]},
-        {"line": 2, "audio": "line2.wav", "events": [(2.0, "ring", "on"), (3.0, "ring", "off"),
-                                                      (3.5, "hook", "off"), (8.0, "hook", "on")]}]))
-    data = work / "data"
-    out = callrec("simulate", str(work / "s.toml"), "--data", str(data))
-    assert out.returncode == 0, out.stderr
-    return data
+    done = run_simulation(tmp_path_factory.mktemp("tamper"), [
+        {"line": 1, "audio": "line1.wav", "seconds": 20, "events": [(1.0, "hook", "off"), (5.0, "hook", "on"),
+                                                                     (8.0, "hook", "off"), (12.0, "hook", "on")]},
+        {"line": 2, "audio": "line2.wav", "seconds": 20, "events": [(2.0, "ring", "on"), (3.0, "ring", "off"),
+                                                                     (3.5, "hook", "off"), (8.0, "hook", "on")]}])
+    assert done.returncode == 0, done.stderr
+    return done.data
 
 
 @pytest.fixture
@@ -190,16 +184,9 @@ def test_a_rewritten_chain_head_is_named(data):
 def _run_service(tmp_path: Path, data: Path) -> subprocess.Popen[str]:
     """`callrec run` on the data directory (the GPIO pins are tests/fake_pi; audio is alsa-lib's file
     plugin), so its head watcher sees what CLI tools append beside it."""
-    infile = tmp_path / "in.raw"
-    infile.write_bytes(np.zeros(8000 * 600, dtype="<i2").tobytes())
-    conf = tmp_path / "asound.conf"
-    conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
-                    f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
     config = tmp_path / "callrec.toml"
-    config.write_text('[[lines]]\nid = 1\nhook_gpio = 17\nring_gpio = 27\nled_gpio = 22\n'
-                      'capture_pcm = "tin"\nplayback_pcm = "tout"\n')
-    env = {**os.environ, "ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}",
-           "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}"}
+    config.write_text(ONE_LINE_ON_FILE_PCMS)
+    env = {**os.environ, **file_pcms(tmp_path), "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}"}
     return subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data", str(data),
                              "--control-socket", str(tmp_path / "control.sock")],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -413,8 +400,6 @@ def test_a_hostile_ledger_line_is_a_reported_problem_never_a_traceback(data, led
 def test_the_service_starts_over_a_hostile_chain_line(data, tmp_path):
     with open(_ledger(data, "chain"), "ab") as handle:
         handle.write(b"[" * 100_000 + b"\n")
-    noise_wav(tmp_path / "line1.wav", 6, seed=5)
-    (tmp_path / "s.toml").write_text(scenario_toml([{"line": 1, "audio": "line1.wav", "events": [
-        (0.5, "hook", "off"), (3.5, "hook", "on")]}]))
-    out = callrec("simulate", str(tmp_path / "s.toml"), "--data", str(data))
+    out = run_simulation(tmp_path, [{"line": 1, "audio": "line1.wav", "seconds": 6, "events": [
+        (0.5, "hook", "off"), (3.5, "hook", "on")]}], data=data)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
