@@ -12,6 +12,7 @@ import sqlite3
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from callrec.evidence import register_commands
 
-    register_commands(sub, common, data, load_config)
+    register_commands(sub, common, data, load_config, witness_lookups)
     from callrec.archive import register_commands as register_archive
 
     register_archive(sub, common, data, load_config)
@@ -241,6 +242,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                           print_events=True,
                           control_socket=args.control_socket or config.storage.data_dir / "control.sock",
                           workdir=args.work)
+
+
+def witness_lookups(config: Config, public: Any) -> dict[str, Callable[[float], Any]]:
+    """Who outside the device holds a witness of the ledgers' heads, for `verify`: the configured
+    archive (its newest signed witness object) and MQTT broker (the retained `B/evidence/head`)."""
+    lookups: dict[str, Callable[[float], Any]] = {}
+    if config.archive.url:
+        def from_archive(timeout_s: float) -> Any:
+            from callrec.archive import witness_from_archive
+
+            return witness_from_archive(config, public)
+
+        lookups[f"the archive {config.archive.url}"] = from_archive
+    if config.mqtt.enabled:
+        def from_broker(timeout_s: float) -> Any:
+            from callrec.mqtt import read_retained_head
+
+            return read_retained_head(config.mqtt, timeout_s)
+
+        lookups[f"the MQTT broker {config.mqtt.host}:{config.mqtt.port}"] = from_broker
+    return lookups
 
 
 def cmd_console(args: argparse.Namespace) -> int:

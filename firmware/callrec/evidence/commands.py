@@ -35,11 +35,15 @@ from callrec.evidence.verify import verify
 log = logging.getLogger(__name__)
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
+WitnessLookup = Callable[[float], Witness | None]   # asked with a timeout in seconds
+WitnessLookups = Callable[[Config, Any], dict[str, WitnessLookup]]   # (config, device public key) -> by name
 WITNESS_TIMEOUT_S = 10.0   # each outside witness (archive, broker) is asked at most this long
 
 
 def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentParser,
-             load_config: ConfigLoader) -> None:
+             load_config: ConfigLoader, witness_lookups: WitnessLookups | None = None) -> None:
+    """`witness_lookups`: who outside the device can be asked for the ledgers' heads (the archive,
+    the broker), handed in by the command line so this room does not reach up into theirs."""
     def add(name: str, helptext: str, func: Callable[[argparse.Namespace, ConfigLoader], int],
             *, with_data: bool = True) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common, data] if with_data else [common],
@@ -47,7 +51,8 @@ def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentP
         parser.set_defaults(func=lambda args: func(args, load_config))
         return parser
 
-    p = add("verify", "re-hash every recording, check the evidence chain and the audit log", cmd_verify)
+    p = add("verify", "re-hash every recording, check the evidence chain and the audit log",
+            lambda args, loader: cmd_verify(args, loader, witness_lookups))
     p.add_argument("--since", type=_date, metavar="DATE", help="only calls started on or after YYYY-MM-DD")
     p.add_argument("--key", metavar="ed25519:…", help="the device public key the office pinned")
     p.add_argument("--json", action="store_true", help="the report as one JSON document")
@@ -150,7 +155,8 @@ def _open_both(command: str, data_dir: Path, *, readonly: bool = False) -> tuple
 # ---- verify, audit --------------------------------------------------------------------------------
 
 
-def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
+def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader,
+               witness_lookups: WitnessLookups | None = None) -> int:
     if args.archive is not None or args.device is not None:
         from callrec.archive import verify_from_archive
 
@@ -163,7 +169,8 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         pinned = parse_public(args.key) if args.key else None
     except DeviceKeyError as error:
         return _fail("verify", f"--key: {error}")
-    witnesses, notes = _outside_witnesses(config, pinned or load_public(data_dir))   # before the ledgers are read
+    lookups = witness_lookups(config, pinned or load_public(data_dir)) if witness_lookups else {}
+    witnesses, notes = _outside_witnesses(lookups)   # before the ledgers are read
     report = verify(data_dir, since=args.since, pinned=pinned, witnesses=witnesses)
     report.notes += notes
     if args.json:
@@ -181,29 +188,14 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader) -> int:
     return 1 if report.problems else 0
 
 
-def _outside_witnesses(config: Config, public: Any) -> tuple[list[Witness], list[str]]:
-    """The newest heads the configured archive and MQTT broker hold, each asked at once on a thread
-    of its own and given at most WITNESS_TIMEOUT_S: a witness out of reach is a note, not a problem."""
-    lookups: dict[str, Callable[[], Witness | None]] = {}
-    if config.archive.url:
-        def from_archive() -> Witness | None:
-            from callrec.archive import witness_from_archive
-
-            return witness_from_archive(config, public)
-
-        lookups[f"the archive {config.archive.url}"] = from_archive
-    if config.mqtt.enabled:
-        def from_broker() -> Witness | None:
-            from callrec.mqtt import read_retained_head
-
-            return read_retained_head(config.mqtt, WITNESS_TIMEOUT_S)
-
-        lookups[f"the MQTT broker {config.mqtt.host}:{config.mqtt.port}"] = from_broker
+def _outside_witnesses(lookups: dict[str, WitnessLookup]) -> tuple[list[Witness], list[str]]:
+    """The newest heads each outside witness holds, each asked at once on a thread of its own and
+    given at most WITNESS_TIMEOUT_S: a witness out of reach is a note, not a problem."""
     answers: dict[str, Witness | None | str] = {}
 
-    def ask(name: str, lookup: Callable[[], Witness | None]) -> None:
+    def ask(name: str, lookup: WitnessLookup) -> None:
         try:
-            answers[name] = lookup()
+            answers[name] = lookup(WITNESS_TIMEOUT_S)
         except (WitnessUnavailable, CallrecError, OSError) as error:
             answers[name] = f"{name} could not be asked for its witness of the heads: {error}"
         except Exception as error:   # a witness is extra evidence: never a reason for verify to fail
