@@ -15,19 +15,16 @@ import logging
 import os
 import sqlite3
 import sys
-import threading
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from callrec.config import Config
-from callrec.errors import CallrecError
 from callrec.events import utc_iso
 from callrec.evidence.audit import AuditLog, cli_actor
 from callrec.evidence.export import export_bundle
-from callrec.evidence.heads import Witness, WitnessUnavailable
+from callrec.evidence.heads import WitnessLookup, ask_witnesses
 from callrec.evidence.keys import DeviceKeyError, load_public, parse_public
 from callrec.evidence.store import Evidence, UnknownCall
 from callrec.evidence.verify import verify
@@ -35,9 +32,7 @@ from callrec.evidence.verify import verify
 log = logging.getLogger(__name__)
 
 ConfigLoader = Callable[[argparse.Namespace], Config]
-WitnessLookup = Callable[[float], Witness | None]   # asked with a timeout in seconds
 WitnessLookups = Callable[[Config, Any], dict[str, WitnessLookup]]   # (config, device public key) -> by name
-WITNESS_TIMEOUT_S = 10.0   # each outside witness (archive, broker) is asked at most this long
 
 
 def register(sub: Any, common: argparse.ArgumentParser, data: argparse.ArgumentParser,
@@ -170,7 +165,7 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader,
     except DeviceKeyError as error:
         return _fail("verify", f"--key: {error}")
     lookups = witness_lookups(config, pinned or load_public(data_dir)) if witness_lookups else {}
-    witnesses, notes = _outside_witnesses(lookups)   # before the ledgers are read
+    witnesses, notes = ask_witnesses(lookups)   # before the ledgers are read
     report = verify(data_dir, since=args.since, pinned=pinned, witnesses=witnesses)
     report.notes += notes
     if args.json:
@@ -186,39 +181,6 @@ def cmd_verify(args: argparse.Namespace, load_config: ConfigLoader,
               f"{report.chain_entries} chain entries, {report.audit_entries} audit entries, "
               f"chain head {report.head or '-'}")
     return 1 if report.problems else 0
-
-
-def _outside_witnesses(lookups: dict[str, WitnessLookup]) -> tuple[list[Witness], list[str]]:
-    """The newest heads each outside witness holds, each asked at once on a thread of its own and
-    given at most WITNESS_TIMEOUT_S: a witness out of reach is a note, not a problem."""
-    answers: dict[str, Witness | None | str] = {}
-
-    def ask(name: str, lookup: WitnessLookup) -> None:
-        try:
-            answers[name] = lookup(WITNESS_TIMEOUT_S)
-        except (WitnessUnavailable, CallrecError, OSError) as error:
-            answers[name] = f"{name} could not be asked for its witness of the heads: {error}"
-        except Exception as error:   # a witness is extra evidence: never a reason for verify to fail
-            log.debug("witness lookup failed", exc_info=True)
-            answers[name] = f"{name} could not be asked for its witness of the heads: {error!r}"
-
-    threads = [threading.Thread(target=ask, args=item, daemon=True) for item in lookups.items()]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + WITNESS_TIMEOUT_S + 2
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    witnesses, notes = [], []
-    for name in lookups:
-        answer = answers.get(name, f"{name} did not answer within {WITNESS_TIMEOUT_S:g} s: its witness was not "
-                                   "compared")
-        if isinstance(answer, str):
-            notes.append(answer)
-        elif answer is None:
-            notes.append(f"{name} holds no witness of the heads yet")
-        else:
-            witnesses.append(answer)
-    return witnesses, notes
 
 
 def cmd_audit(args: argparse.Namespace, load_config: ConfigLoader) -> int:

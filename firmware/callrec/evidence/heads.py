@@ -19,6 +19,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,43 @@ class Witness:
 
 class WitnessUnavailable(CallrecError, OSError):
     """A witness could not be asked (unreachable, refused, unreadable): a note, not a problem."""
+
+
+WitnessLookup = Callable[[float], Witness | None]   # asks one outside witness, given a timeout in seconds
+WITNESS_TIMEOUT_S = 10.0   # each outside witness (archive, broker) is asked at most this long
+
+
+def ask_witnesses(lookups: dict[str, WitnessLookup]) -> tuple[list[Witness], list[str]]:
+    """The newest heads each outside witness holds, each asked at once on a thread of its own and
+    given at most WITNESS_TIMEOUT_S: a witness out of reach is a note, not a problem."""
+    answers: dict[str, Witness | None | str] = {}
+
+    def ask(name: str, lookup: WitnessLookup) -> None:
+        try:
+            answers[name] = lookup(WITNESS_TIMEOUT_S)
+        except (CallrecError, OSError) as error:   # WitnessUnavailable among them
+            answers[name] = f"{name} could not be asked for its witness of the heads: {error}"
+        except Exception as error:   # a witness is extra evidence: never a reason for verify to fail
+            log.debug("witness lookup failed", exc_info=True)
+            answers[name] = f"{name} could not be asked for its witness of the heads: {error!r}"
+
+    threads = [threading.Thread(target=ask, args=item, daemon=True) for item in lookups.items()]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + WITNESS_TIMEOUT_S + 2
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    witnesses, notes = [], []
+    for name in lookups:
+        answer = answers.get(name, f"{name} did not answer within {WITNESS_TIMEOUT_S:g} s: its witness was not "
+                                   "compared")
+        if isinstance(answer, str):
+            notes.append(answer)
+        elif answer is None:
+            notes.append(f"{name} holds no witness of the heads yet")
+        else:
+            witnesses.append(answer)
+    return witnesses, notes
 
 
 def latest_head(journal: Journal) -> Heads | None:
