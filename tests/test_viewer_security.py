@@ -6,7 +6,8 @@ hostile strings in every field a user can write, the pages then opened in Debian
 Chromium and checked that no injected script ran and the text is shown literally; `next=` with
 every redirect trick, followed by a real browser; bodies over the limit; dates at the ends of the
 calendar, deep JSON and absurd Range headers answered 4xx; no traceback ever reaches a user; the
-login's hardening (constant work, off the event loop, bounded audit, lockout by address too).
+login's hardening (constant work, off the event loop, bounded audit, lockout by address too, tries
+in flight counted, X-Forwarded-For believed only from a `--trusted-proxy`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import json
 import re
 import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -461,6 +465,114 @@ def test_one_address_guessing_many_accounts_is_locked_out_as_a_whole(app):
     assert refused.status_code == 401 and "too many failures" in refused.json()["error"]
     sam, _ = client_for(app, address="192.0.2.51")
     assert sam.post("/api/login", json={"user": "sam", "password": PASSWORDS["sam"]}).status_code == 200
+
+
+def test_thirty_wrong_passwords_at_once_to_the_server_get_no_more_password_checks_than_the_limit(live, viewer,
+                                                                                               monkeypatch):
+    import urllib.error
+    import urllib.request
+
+    from callrec.viewer import users as users_module
+    from callrec.viewer.users import MAX_FAILURES
+
+    checked: list[str] = []
+    answers: list[int] = []
+    release = threading.Event()
+    real = users_module.check_password
+
+    def held(password: str, stored: str) -> bool:   # every check waits until all 30 requests are under way
+        checked.append(password)
+        release.wait(60)
+        return bool(real(password, stored))
+
+    monkeypatch.setattr(users_module, "check_password", held)
+    body = json.dumps({"user": "lena", "password": "guessing"}).encode()
+
+    def guess() -> None:
+        request = urllib.request.Request(f"{live}/api/login", data=body, headers={"Content-Type": "application/json"})
+        try:
+            answers.append(urllib.request.urlopen(request, timeout=120).status)
+        except urllib.error.HTTPError as error:
+            answers.append(error.code)
+
+    threads = [threading.Thread(target=guess) for _ in range(30)]   # within the server's 40 worker threads
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60   # a guard against a hang, not a timed assertion
+    while len(checked) + len(answers) < 30 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    assert len(checked) <= MAX_FAILURES, f"{len(checked)} passwords checked at once, the limit is {MAX_FAILURES}"
+    assert answers == [401] * 30
+    assert viewer.users.locked("lena", "127.0.0.1")
+
+
+@contextmanager
+def _served_as_the_viewer_command(viewer: Any, trusted_proxies: list[str]) -> Iterator[str]:
+    """The viewer under uvicorn with the very options `serve()` hands to `uvicorn.run`, in a thread."""
+    import uvicorn
+    from archive_support import free_port
+    from callrec.viewer.app import build_app
+    from callrec.viewer.commands import server_options
+
+    port = free_port()
+    web = uvicorn.Server(uvicorn.Config(build_app(viewer), **server_options(f"127.0.0.1:{port}",
+                                                                           trusted_proxies=trusted_proxies)))
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not web.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.should_exit = True
+        thread.join(20)
+
+
+@pytest.mark.parametrize(("trusted", "counted", "not_counted"),
+                         [([], "127.0.0.1", "198.51.100.23"), (["127.0.0.1"], "198.51.100.23", "127.0.0.1")],
+                         ids=["no-trusted-proxy", "trusted-proxy"])
+def test_x_forwarded_for_moves_the_lockout_only_when_it_comes_from_a_trusted_proxy(viewer, trusted, counted,
+                                                                                  not_counted):
+    import urllib.error
+    import urllib.request
+
+    pytest.importorskip("uvicorn")
+    from callrec.viewer.users import MAX_FAILURES
+
+    body = json.dumps({"user": "lena", "password": "guessing"}).encode()
+    # what a client wrote itself, then what the proxy appended: the proxy's entry is the one believed
+    forwarded = "203.0.113.5, 198.51.100.23"
+    with _served_as_the_viewer_command(viewer, trusted) as base:
+        for _ in range(MAX_FAILURES):
+            request = urllib.request.Request(f"{base}/api/login", data=body, headers={
+                "Content-Type": "application/json", "X-Forwarded-For": forwarded})
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=60)
+            assert refused.value.code == 401
+    assert viewer.users.locked("lena", counted)
+    assert not viewer.users.locked("lena", not_counted)
+    assert not viewer.users.locked("lena", "203.0.113.5"), "a client never names its own address"
+
+
+def test_trusted_proxies_are_given_as_addresses_repeated_or_comma_separated_never_as_everyone(capsys):
+    from callrec.cli import build_parser
+    from callrec.viewer.commands import server_options
+
+    args = build_parser().parse_args(["viewer", "--data", "d", "--users", "u", "--trusted-proxy", "127.0.0.1, ::1",
+                                      "--trusted-proxy", "10.0.0.5"])
+    options = server_options(args.listen, trusted_proxies=args.trusted_proxy)
+    assert options["proxy_headers"] is True and options["forwarded_allow_ips"] == ["127.0.0.1", "::1", "10.0.0.5"]
+    plain = build_parser().parse_args(["viewer", "--data", "d", "--users", "u"])
+    assert server_options(plain.listen, trusted_proxies=plain.trusted_proxy)["proxy_headers"] is False
+    for wrong in ("*", "proxy.example", "10.0.0.0/8", ""):
+        with pytest.raises(SystemExit) as refused:
+            build_parser().parse_args(["viewer", "--data", "d", "--users", "u", "--trusted-proxy", wrong])
+        assert refused.value.code == 2
+        assert "--trusted-proxy" in capsys.readouterr().err
 
 
 # ---- hostile strings in every field a user can write --------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -28,6 +29,9 @@ def register(sub: Any, common: argparse.ArgumentParser, load_config: ConfigLoade
     p.add_argument("--identity", type=Path, metavar="KEYFILE", help="the office age identity (encrypted recordings)")
     p.add_argument("--users", type=Path, required=True, metavar="FILE", help="accounts (callrec viewer-user add)")
     p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    p.add_argument("--trusted-proxy", action="extend", type=proxy_addresses, default=[], metavar="ADDR",
+                   help="a reverse proxy's IP address whose X-Forwarded-For names the client (repeat or "
+                        "comma-separate; default: none, the socket's peer is the client)")
     p.add_argument("--tls-cert", type=Path, metavar="FILE")
     p.add_argument("--tls-key", type=Path, metavar="FILE")
     p.add_argument("--device", metavar="ID", help="with --archive: only this device")
@@ -48,6 +52,21 @@ def register(sub: Any, common: argparse.ArgumentParser, load_config: ConfigLoade
         return 2
 
     u.set_defaults(func=user_help)
+
+
+def proxy_addresses(text: str) -> list[str]:
+    """`--trusted-proxy`: IP addresses, comma-separated. Never `*` or a name: whoever is trusted here
+    names the client address the login lockout counts by (docs/viewer.md, Security)."""
+    found = []
+    for item in (part.strip() for part in text.split(",")):
+        try:
+            found.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{item!r} is not an IP address: give the reverse proxy's own address, e.g. 127.0.0.1 "
+                "(not '*', a host name or a network: whoever is trusted decides the client address "
+                "the login lockout counts by)") from None
+    return found
 
 
 def _fail(message: str) -> int:
@@ -104,17 +123,29 @@ def make_viewer(args: argparse.Namespace, config: Config) -> Any:
                   config.privacy.purpose, secure_cookie=args.tls_cert is not None)
 
 
-def serve(viewer: Any, listen: str, tls_cert: Path | None = None, tls_key: Path | None = None) -> None:
+def server_options(listen: str, tls_cert: Path | None = None, tls_key: Path | None = None,
+                   trusted_proxies: list[str] | None = None) -> dict[str, Any]:
+    """uvicorn's settings for the viewer (also what the tests run it with).
+
+    The login lockout counts by client address. uvicorn's proxy headers are off unless proxies are
+    named: otherwise any client (uvicorn trusts 127.0.0.1 by default) could name its own address in
+    X-Forwarded-For and so escape its lockout or lock someone else out. With `--trusted-proxy`, the
+    address is taken from X-Forwarded-For only on connections from those addresses.
+    """
+    host, _, port = listen.rpartition(":")
+    proxies = list(trusted_proxies or [])
+    return {"host": host or "127.0.0.1", "port": int(port), "log_level": "warning",
+            "proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or None,
+            "ssl_certfile": str(tls_cert) if tls_cert else None, "ssl_keyfile": str(tls_key) if tls_key else None}
+
+
+def serve(viewer: Any, listen: str, tls_cert: Path | None = None, tls_key: Path | None = None,
+          trusted_proxies: list[str] | None = None) -> None:
     import uvicorn
 
     from callrec.viewer.app import build_app
 
-    host, _, port = listen.rpartition(":")
-    # proxy_headers off: the login lockout counts by client address, and uvicorn would otherwise take
-    # that address from X-Forwarded-For sent by any local client
-    uvicorn.run(build_app(viewer), host=host or "127.0.0.1", port=int(port), log_level="warning",
-                proxy_headers=False, ssl_certfile=str(tls_cert) if tls_cert else None,
-                ssl_keyfile=str(tls_key) if tls_key else None)
+    uvicorn.run(build_app(viewer), **server_options(listen, tls_cert, tls_key, trusted_proxies))
 
 
 def cmd_viewer(args: argparse.Namespace, load_config: ConfigLoader) -> int:
@@ -137,5 +168,7 @@ def cmd_viewer(args: argparse.Namespace, load_config: ConfigLoader) -> int:
         return _fail(str(error))
     scheme = "https" if args.tls_cert else "http"
     log.info("viewer on %s://%s over %s (%d calls)", scheme, args.listen, viewer.source.name, viewer.catalog.count())
-    serve(viewer, args.listen, args.tls_cert, args.tls_key)
+    if args.trusted_proxy:
+        log.info("client addresses from X-Forwarded-For on connections from %s", ", ".join(args.trusted_proxy))
+    serve(viewer, args.listen, args.tls_cert, args.tls_key, args.trusted_proxy)
     return 0

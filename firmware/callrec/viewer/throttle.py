@@ -24,21 +24,56 @@ PAIR_MAX_FAILURES = 5        # one user name from one address
 ADDRESS_MAX_FAILURES = 20    # any user names from one address
 AUDIT_PER_KEY = 5            # failures audited one by one per address and per user name in a window
 AUDIT_OVERALL = 100          # and in all, whatever the addresses and names
-MAX_KEYS = 10_000            # names or addresses remembered at once: past that a new one counts as over
+MAX_KEYS = 10_000            # names, addresses or pairs remembered at once: past that a new one counts as over
 
 
 class Lockout:
-    """Recent failures per (name, address) and per address; a login is refused once either is full."""
+    """Recent failures per (name, address) and per address; a login is refused once either is full.
+
+    A try counts from the moment it is let through (`begin`) until its verdict (`end`): the password
+    check takes tens of milliseconds in a worker thread, and were only finished failures counted, a
+    hundred guesses sent at once would all be let through before the first failure was. So a try in
+    flight takes a place under both limits like a failure; `end` turns it into one, or into a
+    success (which clears the pair), or drops it (no verdict: an error).
+
+    Memory is bounded: at most MAX_KEYS pairs and MAX_KEYS addresses with failures in the window.
+    When a table is full of live entries, a pair or address not in it cannot be counted, so it is
+    refused until old entries expire (fail closed: evicting the oldest instead would let a guesser
+    with enough addresses wipe out the record of its own failures). Tries in flight are bounded by
+    the worker threads that run them.
+    """
 
     def __init__(self, window_s: float = WINDOW_S, pair_max: int = PAIR_MAX_FAILURES,
                  address_max: int = ADDRESS_MAX_FAILURES) -> None:
         self.window_s, self.pair_max, self.address_max = window_s, pair_max, address_max
         self._pairs: dict[tuple[str, str], list[float]] = {}
         self._addresses: dict[str, list[float]] = {}
+        self._pending: Counter[tuple[str, str]] = Counter()
+        self._pending_addresses: Counter[str] = Counter()
 
     def locked(self, name: str, address: str, now: float) -> bool:
-        return (len(self._recent(self._pairs, (name, address), now)) >= self.pair_max
-                or len(self._recent(self._addresses, address, now)) >= self.address_max)
+        pair = (name, address)
+        return (self._full(self._pairs, pair, now) or self._full(self._addresses, address, now)
+                or len(self._recent(self._pairs, pair, now)) + self._pending[pair] >= self.pair_max
+                or len(self._recent(self._addresses, address, now)) + self._pending_addresses[address]
+                >= self.address_max)
+
+    def begin(self, name: str, address: str, now: float) -> bool:
+        """Let a try through (True: it now counts as in flight, `end` must follow) or refuse it."""
+        if self.locked(name, address, now):
+            return False
+        self._pending[(name, address)] += 1
+        self._pending_addresses[address] += 1
+        return True
+
+    def end(self, name: str, address: str, now: float, ok: bool | None) -> None:
+        """The verdict on a try `begin` let through: True a success, False a failure, None neither."""
+        _uncount(self._pending, (name, address))
+        _uncount(self._pending_addresses, address)
+        if ok is True:
+            self.succeeded(name, address)
+        elif ok is False:
+            self.failed(name, address, now)
 
     def failed(self, name: str, address: str, now: float) -> None:
         self._note(self._pairs, (name, address), now)
@@ -48,9 +83,16 @@ class Lockout:
         """The pair starts afresh; the address does not (one good account must not reset a guesser)."""
         self._pairs.pop((name, address), None)
 
+    def _full(self, table: dict[Any, list[float]], key: Any, now: float) -> bool:
+        """No room to count `key`: it is new and the table holds MAX_KEYS live entries."""
+        if key in table or len(table) < MAX_KEYS:
+            return False
+        self._forget_old(table, now)
+        return len(table) >= MAX_KEYS
+
     def _note(self, table: dict[Any, list[float]], key: Any, now: float) -> None:
-        if len(table) >= MAX_KEYS:   # bounded memory: a flood of new keys first sweeps out the stale ones
-            self._forget_old(table, now)
+        if self._full(table, key, now):
+            return   # not counted, and refused by `locked` for as long as the table stays full
         table.setdefault(key, []).append(now)
 
     def _recent(self, table: dict[Any, list[float]], key: Any, now: float) -> list[float]:
@@ -135,6 +177,13 @@ class FailureLog:
         self._by_address.clear()
         self._by_name.clear()
         self._written = self._suppressed = 0
+
+
+def _uncount(counter: Counter[Any], key: Any) -> None:
+    """One fewer for `key`, which goes when none is left (so the counter holds only what is in flight)."""
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]
 
 
 def _count(counter: Counter[str], key: str) -> int:

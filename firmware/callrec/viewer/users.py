@@ -6,7 +6,8 @@ random salt) and compared in constant time; the file is written owner-only. An u
 the same scrypt run as a known one (checked against a dummy hash), so the time of an answer does
 not tell which names exist. Repeated failures lock that name from that client address, and many
 failures lock the address (throttle.Lockout; in the viewer's memory: a restart is the
-administrator's unlock). `login` is blocking (scrypt): the app runs it in a worker thread.
+administrator's unlock); a try counts from before its password check, so parallel tries cannot
+outrun the count. `login` is blocking (scrypt): the app runs it in a worker thread.
 """
 
 from __future__ import annotations
@@ -84,19 +85,31 @@ class Users:
         return sorted(self._load())
 
     def login(self, name: str, password: str, address: str = "") -> User | None:
-        """The user, or None (wrong name or password, or locked out: the caller cannot tell)."""
+        """The user, or None (wrong name or password, or locked out: the caller cannot tell).
+
+        The try is counted as in flight before the password check and given its verdict after, all
+        under the lock: parallel tries cannot get past the limits while the checks run.
+        """
         now = self.clock()
         with self._lock:
-            if self._lockout.locked(name, address, now):
+            if not self._lockout.begin(name, address, now):
                 return None
+        user: User | None = None
+        verdict: bool | None = None   # None: no verdict (an error below), the try is dropped uncounted
+        try:
+            user = self._check(name, password)
+            verdict = user is not None
+        finally:
+            with self._lock:
+                self._lockout.end(name, address, now, verdict)
+        return user
+
+    def _check(self, name: str, password: str) -> User | None:
+        """The user when name and password match (blocking: scrypt, also for an unknown name)."""
         entry = self._load().get(name)
         stored = str(entry.get("password", "")) if entry is not None else _DUMMY_HASH
         if not check_password(password, stored) or entry is None or entry.get("role") not in ROLES:
-            with self._lock:
-                self._lockout.failed(name, address, now)
             return None
-        with self._lock:
-            self._lockout.succeeded(name, address)
         return User(name, str(entry["role"]))
 
     def locked(self, name: str, address: str = "") -> bool:
