@@ -11,8 +11,10 @@ full journal could not take must be journaled.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass, field
@@ -23,13 +25,15 @@ import numpy as np
 import pytest
 import soundfile
 from callrec.events import Event, EventBus
+from callrec.mqtt.backlog import JournalKeeper
+from callrec.privacy import Recipients, decrypt_frames, new_identity
 from callrec.recording import Audio, Begin, Finish, Recorder, recover_all
 from callrec.recording.diskerrors import describe_error
-from callrec.recording.files import finalize
+from callrec.recording.files import PartWriter, finalize
 from callrec.store import CallIndex, Journal
 from conftest import callrec, noise_wav, scenario_toml
 from disk_support import fill_disk, grow_disk
-from fault_support import small_disk  # noqa: F401 - fixture
+from fault_support import mounted_tmpfs, small_disk  # noqa: F401 - fixture
 
 RATE = 8000
 CALL_ID = "20261128T100000000Z-L1-5ca1ab1e"
@@ -52,21 +56,40 @@ class EndedOnFullDisk:
     events: list[dict[str, Any]] = field(default_factory=list)   # what the first process told (stdout, MQTT)
 
 
+@dataclass(frozen=True)
+class Privacy:
+    """`[privacy] recipient` set (the part is age-frames) or not; `identity` is the office's key."""
+
+    identity: str | None = None
+    recipients: Recipients | None = None
+
+    @classmethod
+    def of(cls, encrypted: bool) -> Privacy:
+        if not encrypted:
+            return cls()
+        identity, recipient = new_identity()
+        return cls(identity, Recipients.parse([recipient]))
+
+
+PLAIN_OR_ENCRYPTED = pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+
+
 def _record() -> dict[str, Any]:
     return {"call_id": CALL_ID, "line": 1, "direction": "inbound", "started_at": "2026-11-28T10:00:00.000Z",
             "ended_at": "2026-11-28T10:00:10.000Z", "duration_s": CALL_S, "rings": 1, "preroll_s": PREROLL_S,
             "errors": []}
 
 
-def _end_a_call_on_a_full_disk(disk: Path) -> EndedOnFullDisk:
-    """The first process: a call whose middle the disk refused and whose end it could not finalize."""
-    data = disk / "data"
+def _end_a_call_on_a_full_disk(disk: Path, privacy: Privacy = Privacy(), data: Path | None = None) -> EndedOnFullDisk:
+    """The first process: a call whose middle the disk refused and whose end it could not finalize.
+    `data` elsewhere than on `disk` (with `disk` mounted as its recordings): only the audio is refused."""
+    data = data or disk / "data"
     journal = Journal(data / "journal.sqlite")
     index = CallIndex(data / "index.sqlite")
     bus = EventBus(journal)
     run = EndedOnFullDisk(data, disk / "filler")
     bus.subscribe(lambda e: run.events.append(e.as_dict()))
-    recorder = Recorder(data, "flac", RATE, index, bus, sync_interval_s=0.2)
+    recorder = Recorder(data, "flac", RATE, index, bus, sync_interval_s=0.2, recipients=privacy.recipients)
     recorder.start()
     directory = data / "recordings" / "2026" / "11" / "28"
     meta = {"call_id": CALL_ID, "line": 1, "sample_rate": RATE, "started_wall": STARTED_WALL,
@@ -92,8 +115,20 @@ def _end_a_call_on_a_full_disk(disk: Path) -> EndedOnFullDisk:
         recorder.stop()                                      # the process goes away, the disk still full
         index.close()
         journal.close()
-    assert list(data.rglob("*.pcm.part")), "the call's audio is kept for recover"
+    assert list(data.rglob("*.part")), "the call's audio is kept for recover"
     return run
+
+
+def _line_heard_s(data: Path, record: dict[str, Any], privacy: Privacy) -> float:
+    """How much of the line's timeline (from the pre-roll) the recording and its stated gaps cover:
+    a plain recording holds silence in its gaps; a recovered age-frames one holds the audio only,
+    and its record's gaps say where the line was not heard (docs/privacy.md)."""
+    path = data / record["recording"]["path"]
+    if privacy.identity is None:
+        return float(soundfile.info(str(path)).frames / RATE)
+    from pyrage import x25519
+    audio = sum(len(chunk) for chunk in decrypt_frames(path, [x25519.Identity.from_str(privacy.identity)]))
+    return audio / RATE + sum(gap["duration_s"] for gap in record["gaps"])
 
 
 def _recover(data: Path) -> tuple[Any, list[dict[str, Any]]]:
@@ -137,6 +172,29 @@ def test_a_call_that_ended_on_a_full_disk_is_recovered_with_its_storage_gap_and_
     start, end = round((PREROLL_S + gap["at_s"]) * RATE), int((PREROLL_S + BEFORE_S + LOST_S) * RATE)
     assert not np.any(audio[start:end]), "silence where the disk refused the audio"
     assert np.array_equal(audio[end:], _noise(AFTER_S, 3)), "what was recorded after the gap is where it was"
+
+
+@PLAIN_OR_ENCRYPTED
+def test_a_call_that_ended_on_a_full_disk_gets_the_same_length_gap_and_notes_encrypted_or_not(
+        small_disk, encrypted):  # noqa: F811
+    privacy = Privacy.of(encrypted)
+    disk = small_disk("1m")
+    run = _end_a_call_on_a_full_disk(disk, privacy)
+    assert list(run.data.rglob("*.pcm.age.part" if encrypted else "*.pcm.part"))
+    run.filler.unlink()
+    result, told = _recover(run.data)
+    (record,) = result.recovered
+    assert record["recording"]["encryption"] == ("age-frames" if encrypted else None)
+    assert record["duration_s"] == CALL_S
+    (gap,) = record["gaps"]
+    assert gap["cause"] == "storage" and round(gap["at_s"] + gap["duration_s"], 3) == BEFORE_S + LOST_S, gap
+    errors = " ".join(record["errors"])
+    assert "neither as audio nor as a stated gap" not in errors, "the gap is stated: nothing is unaccounted"
+    assert "the disk is full" in errors and "power loss or crash" not in errors, record["errors"]
+    assert abs(_line_heard_s(run.data, record, privacy) - (PREROLL_S + CALL_S)) < 0.01, \
+        "the recording and its gap cover the whole call"
+    (ended,) = [e for e in told if e["type"] == "call.ended"]
+    assert ended["duration_s"] == CALL_S
 
 
 def test_recover_while_the_disk_is_still_full_keeps_the_part_and_says_the_disk_is_full(small_disk):  # noqa: F811
@@ -207,12 +265,49 @@ def test_the_call_ended_that_the_full_journal_lost_is_journaled_by_recover(small
     assert ended[0]["fields"]["status"] == "recovered" and ended[0]["fields"]["duration_s"] == CALL_S
 
 
-def test_a_call_whose_process_went_away_on_a_full_disk_says_its_end_is_not_known(small_disk):  # noqa: F811
+@pytest.mark.parametrize("lost_how", ["pruned", "replaced"])
+def test_a_call_ended_the_journal_took_is_not_journaled_again_once_the_journal_no_longer_holds_it(
+        tmp_path, caplog, lost_how):
+    """Only the recordings' disk is full: the journal takes the failed call's `call.ended`; later
+    the journal's bound prunes it (or the journal is replaced after damage). Its absence then proves
+    nothing: recover must not tell the call's end a second time."""
+    data = tmp_path / "data"
+    with contextlib.ExitStack() as stack:
+        disk = stack.enter_context(mounted_tmpfs(data / "recordings", "1m"))
+        run = _end_a_call_on_a_full_disk(disk, data=data)
+        (first,) = [e for e in run.events if e["type"] == "call.ended"]
+        assert _journaled(data)[first["seq"]]["type"] == "call.ended", "precondition: the journal took it"
+        if lost_how == "pruned":   # as `mqtt.journal_max_events` does: the oldest rows, up to that seq
+            newer = sum(1 for seq in _journaled(data) if seq > first["seq"])
+            keeper = JournalKeeper(data / "journal.sqlite")
+            try:
+                keeper.prune(max_events=newer, max_days=3650, now=STARTED_WALL)
+            finally:
+                keeper.close()
+            assert min(_journaled(data), default=first["seq"] + 1) > first["seq"], "pruned past it"
+        else:                      # moved aside after damage: a new journal continues above journal.seq
+            for name in ("journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    (data / name).rename(data / f"{name}.damaged-20261128T100100Z")
+        run.filler.unlink()
+        with caplog.at_level(logging.WARNING, logger="callrec.recording.recover"):
+            result, told = _recover(data)
+    (record,) = result.recovered
+    assert record["status"] == "recovered"
+    assert not [e for e in told if e["type"] == "call.ended"], "its end was told once already"
+    assert not [b for b in _journaled(data).values() if b["type"] == "call.ended"]
+    assert "may already have been told" in caplog.text, caplog.text
+
+
+@PLAIN_OR_ENCRYPTED
+def test_a_call_whose_process_went_away_on_a_full_disk_says_its_end_is_not_known(small_disk, encrypted):  # noqa: F811
+    privacy = Privacy.of(encrypted)
     disk = small_disk("1m")
     data = disk / "data"
     journal = Journal(data / "journal.sqlite")
     index = CallIndex(data / "index.sqlite")
-    recorder = Recorder(data, "flac", RATE, index, EventBus(journal), sync_interval_s=0.2)
+    recorder = Recorder(data, "flac", RATE, index, EventBus(journal), sync_interval_s=0.2,
+                        recipients=privacy.recipients)
     recorder.start()
     meta = {"call_id": CALL_ID, "line": 1, "sample_rate": RATE, "started_wall": STARTED_WALL,
             "preroll_s": PREROLL_S, "record": {"call_id": CALL_ID, "line": 1, "direction": "inbound"}}
@@ -231,9 +326,11 @@ def test_a_call_whose_process_went_away_on_a_full_disk_says_its_end_is_not_known
     filler.unlink()
     result, _ = _recover(data)
     (record,) = result.recovered
+    assert record["recording"]["encryption"] == ("age-frames" if encrypted else None)
     (gap,) = record["gaps"]
     assert gap["cause"] == "storage" and round(gap["at_s"] + gap["duration_s"], 3) == BEFORE_S + LOST_S, gap
     assert record["duration_s"] == BEFORE_S + LOST_S, "what is proven: the audio and the gap it knew of"
+    assert record["ended_at"] == "2026-11-28T10:00:08.000Z"
     errors = " ".join(record["errors"])
     assert "its end was not recorded" in errors and "at least 8.0 s" in errors, record["errors"]
     assert "power loss or crash" not in errors, "the disk was full when it was last heard of"
@@ -309,3 +406,19 @@ def test_a_reservation_written_by_the_firmware_before_is_honoured_and_made_rewri
         journal.close()
     assert stamped.seq == 5001, "an empty journal continues after the reservation it finds"
     assert (tmp_path / "journal.seq").stat().st_size == 1024, "allocated: later rewritten in place"
+
+
+def test_audio_an_encrypted_part_held_when_the_full_disk_refused_its_sync_is_a_stated_gap(small_disk):  # noqa: F811
+    """An age-frames part buffers up to a frame (0.5 s) before it writes; the periodic sync that the
+    full disk refuses drops that audio, which must become a storage gap where it was, or every
+    recovered encrypted call would be short by it, unexplained."""
+    disk = small_disk("1m")
+    writer = PartWriter(disk / "rec", CALL_ID, {"sample_rate": RATE}, Privacy.of(True).recipients)
+    writer.write(_noise(1.0, 1))
+    writer.sync()
+    writer.write(_noise(0.3, 2))                             # held in memory until a frame is full or a sync
+    fill_disk(disk)
+    with pytest.raises(OSError):
+        writer.sync()
+    assert writer.meta["gaps"] == [{"frame": RATE, "frames": int(0.3 * RATE), "cause": "storage"}]
+    writer.close()

@@ -162,10 +162,13 @@ class PartWriter:
 
     def sync(self) -> None:
         if self._sealed is not None:
+            held = self.frames
             try:
                 self._sealed.sync()
             finally:
                 self.frames = self._sealed.frames
+                if self.frames < held:   # the audio buffered for its frame, refused: a gap where it was
+                    self.note_gap(held - self.frames, "storage")
         else:
             os.fsync(self._file.fileno())
         self.last_sync = time.monotonic()
@@ -330,8 +333,7 @@ def finalize(part_path: Path, out_path: Path, fmt: str, rate: int, max_frames: i
     """
     source = _PartSamples(part_path, identity)
     pieces = _timeline(source.available, gaps or [])
-    total = sum(n for _, n in pieces)
-    frames = total if max_frames is None else min(max_frames, total)
+    frames = _kept(pieces, max_frames)
     tmp = out_path.with_name(out_path.name + ".tmp")
     encoded: Any = None
     try:
@@ -410,6 +412,18 @@ def _timeline(available: int, gaps: list[dict[str, Any]]) -> list[tuple[bool, in
     if available > at:
         pieces.append((True, available - at))
     return pieces
+
+
+def timeline_frames(available: int, gaps: list[dict[str, Any]], max_frames: int | None = None) -> int:
+    """The frames of the line's timeline a part of `available` audio frames and its `gaps` cover,
+    up to `max_frames`: what `finalize` writes, and what a recovered age-frames part (audio only,
+    its gaps stated in the record) covers of the call."""
+    return _kept(_timeline(available, gaps), max_frames)
+
+
+def _kept(pieces: list[tuple[bool, int]], max_frames: int | None) -> int:
+    total = sum(n for _, n in pieces)
+    return total if max_frames is None else min(max_frames, total)
 
 
 def gaps_in_call(gaps: list[dict[str, Any]], rate: int, preroll_s: float,

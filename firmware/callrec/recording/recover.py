@@ -57,6 +57,7 @@ from callrec.recording.files import (
     recordings_root,
     reserve_path,
     sidecar_path,
+    timeline_frames,
     write_sidecar,
 )
 from callrec.recording.finisher import emit_ended, emit_saved, recording_fields
@@ -232,17 +233,20 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
     rate = int(meta["sample_rate"])
     gaps = listed if isinstance(listed := meta.get("gaps"), list) else []
     frames = final_record.get("frames") if final_record else None
+    max_frames = frames if isinstance(frames, int) and not isinstance(frames, bool) else None
     if part.name.endswith(ENCRYPTED_PART_SUFFIX):   # its key died with the process: kept as it is
         final = keep_encrypted_part(part)
         part_frames = final.frames
+        # the file holds the audio only; its gaps are stated in the record, and cover the line as well
+        line_frames = timeline_frames(part_frames, gaps, max_frames)
     else:
         part_frames = part.stat().st_size // 2
-        final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate,
-                         frames if isinstance(frames, int) else None, gaps)
+        final = finalize(part, part.with_name(f"{call_id}.{fmt}"), fmt, rate, max_frames, gaps)
+        line_frames = final.frames   # silence written in the gaps
     preroll = float(meta.get("preroll_s", 0.0))
     known = index.get(call_id)
-    call_gaps = gaps_in_call(gaps, rate, preroll, frames if isinstance(frames, int) else None)
-    recorded_s = max(final.frames / rate - preroll, 0.0)   # the line's timeline the file holds, from the off-hook
+    call_gaps = gaps_in_call(gaps, rate, preroll, max_frames)
+    recorded_s = max(line_frames / rate - preroll, 0.0)   # the line's timeline covered, from the off-hook
     if final_record is not None:
         record = {key: value for key, value in final_record.items() if key != "frames"}
         notes = [_why_not_finalized(meta)]
@@ -274,7 +278,7 @@ def _recover_one(data_dir: Path, part: Path, meta_path: Path, call_id: str, fmt:
         emit_ended(bus, record, now)
     for stale in (f"recording:{call_id}", f"index:{call_id}"):   # what its failure had raised is over
         bus.emit(Event("alarm.cleared", record["line"], call_id, now, {"id": stale, "kind": "recording"}))
-    log.info("recovered %s (%.1f s)", call_id, final.frames / rate)
+    log.info("recovered %s (%.1f s of the line)", call_id, line_frames / rate)
     return record
 
 
@@ -299,17 +303,34 @@ def _why_not_finalized(meta: dict[str, Any]) -> str:
 
 
 def _ended_unsaid(meta: dict[str, Any], known: dict[str, Any] | None, journal: Journal, call_id: str) -> bool:
-    """Whether `call.ended` must be sent now: the process that ended the call recorded the `seq` of
-    its `call.ended`; if the journal does not hold that event (it was stamped while the journal
-    could not be written, and the process ended first), it was never journaled. Without that
-    record: only when the index never heard of the call."""
+    """Whether `call.ended` must be sent now. The process that ended the call recorded the `seq` of
+    its `call.ended` (finisher.py); the journal holding it says it was journaled. Its absence proves
+    it never was (stamped while the journal could not be written, the process ended first) only
+    where the journal would hold it: events on both sides of that `seq`, since pruning (the MQTT
+    bounds) takes the oldest rows and a journal replaced after damage starts above every number
+    handed out before. Otherwise it may well have been told: once is the promise (docs/events.md),
+    so it is not sent again, and the log says so. Without that record: only when the index never
+    heard of the call."""
     ended = meta.get("ended_event")
     seq = ended.get("seq") if isinstance(ended, dict) else None
     if not isinstance(seq, int) or isinstance(seq, bool):
         return known is None
-    held = journal.since(seq - 1, limit=1)
-    return not (held and held[0].seq == seq and held[0].event.type == "call.ended"
-                and held[0].event.call_id == call_id)
+    try:
+        oldest = journal.since(0, limit=1)
+        at = journal.since(seq - 1, limit=1)
+    except (sqlite3.Error, ValueError, KeyError, TypeError, RecursionError) as error:
+        log.warning("call.ended of %s (seq %d) not sent again: the journal cannot be read (%s); it may already "
+                    "have been told", call_id, seq, error)
+        return False
+    if at and at[0].seq == seq:
+        return not (at[0].event.type == "call.ended" and at[0].event.call_id == call_id)
+    if oldest and oldest[0].seq < seq and at:
+        return True   # events on both sides, not that one: never journaled
+    around = (f"its oldest event is seq {oldest[0].seq}" if oldest else
+              f"it cannot be read now ({journal.unavailable})" if journal.unavailable else "it holds no events")
+    log.warning("call.ended of %s (seq %d) is not in the journal, but %s (pruned past it, or replaced): not sent "
+                "again; it may already have been told", call_id, seq, around)
+    return False
 
 
 def _read_meta(path: Path) -> tuple[dict[str, Any] | None, str | None]:
