@@ -89,3 +89,61 @@ def test_heads_the_journal_bound_pruned_are_witnessed_again(tmp_path):
     assert len([e for e in seen if e.type == "evidence.head"]) == 2
     watcher.stop()
     bus.journal.close()
+
+
+def _cut_last_line(path: Path) -> None:
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]))
+
+
+def test_a_chain_cut_while_the_service_watches_is_not_witnessed_and_raises_an_alarm(tmp_path):
+    """Cut the last hold, let the device append a `deleted` as the new last seq: the witness must
+    stay at the head it saw, or `verify` would find the rewritten chain matching its witness."""
+    from callrec.evidence import verify_data
+
+    evidence = Evidence.open(tmp_path)
+    evidence.chain.note("hold", "c1", by="cli:test", reason="one")
+    evidence.chain.note("hold", "c2", by="cli:test", reason="two")
+    bus, seen = _bus(tmp_path)
+    watcher = HeadWatcher(tmp_path, bus, poll_s=3600)
+    watcher.start()
+    assert watcher.check()
+    witnessed = latest_head(bus.journal)
+    assert witnessed is not None and witnessed.chain is not None and witnessed.chain.seq == 2
+    _cut_last_line(tmp_path / "evidence" / "chain.jsonl")
+    assert not watcher.check()
+    evidence.chain.note("deleted", "c2", by="device:retention", reason="due")   # seq 2 again, another hash
+    assert not watcher.check()
+    assert latest_head(bus.journal) == witnessed
+    alarms = [e.fields for e in seen if e.type == "alarm.raised"]
+    assert [(a["id"], a["severity"]) for a in alarms] == [("evidence.rewritten:chain", "critical")]
+    evidence.audit.record("export", "cli:test", {})   # the other ledger is still witnessed as it grows
+    assert watcher.check()
+    newest = latest_head(bus.journal)
+    assert newest is not None and newest.chain == witnessed.chain and newest.audit is not None
+    watcher.stop()
+    kinds = {p.kind for p in verify_data(tmp_path).problems}
+    assert "chain rewritten" in kinds
+    bus.journal.close()
+
+
+def test_after_a_restart_a_chain_that_lost_the_witnessed_head_is_not_witnessed(tmp_path):
+    evidence = Evidence.open(tmp_path)
+    evidence.chain.note("hold", "c1", by="cli:test", reason="one")
+    evidence.chain.note("hold", "c2", by="cli:test", reason="two")
+    bus, _ = _bus(tmp_path)
+    watcher = HeadWatcher(tmp_path, bus, poll_s=3600)
+    watcher.start()
+    assert watcher.check()
+    watcher.stop()
+    bus.journal.close()
+    _cut_last_line(tmp_path / "evidence" / "chain.jsonl")   # while the service was down
+
+    bus, seen = _bus(tmp_path)
+    again = HeadWatcher(tmp_path, bus, poll_s=3600)
+    again.start()
+    assert not again.check()
+    assert [e.fields["id"] for e in seen if e.type == "alarm.raised"] == ["evidence.rewritten:chain"]
+    assert latest_head(bus.journal).chain.seq == 2
+    again.stop()
+    bus.journal.close()

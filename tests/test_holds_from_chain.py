@@ -121,7 +121,8 @@ def test_the_chains_holds_are_read_only_as_far_as_the_chain_grew(store):
     assert set(chain.holds()) == {"call-x"} and chain._holds.bytes_read - first == grown, "nothing new: nothing read"
 
 
-def test_a_shorter_or_rewritten_chain_is_read_again_from_the_start(store):
+def test_a_shorter_or_rewritten_chain_is_read_again_from_the_start_keeping_the_holds_it_had(store):
+    """Read again from the start (what it says now counts), but a cut cannot release what was held."""
     chain = store.evidence.chain
     path = store.data / "evidence" / "chain.jsonl"
     chain.note("hold", "call-a", by="cli:test", reason="one")
@@ -129,9 +130,12 @@ def test_a_shorter_or_rewritten_chain_is_read_again_from_the_start(store):
     assert set(chain.holds()) == {"call-a", "call-b"}
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(lines[0])   # the last hold cut
-    assert set(chain.holds()) == {"call-a"}
+    assert set(chain.holds()) == {"call-a", "call-b"} and "got shorter" in str(chain.rewritten())
     path.write_bytes(lines[0].replace(b'"kind":"hold"', b'"kind":"held"'))   # same length, rewritten
-    assert chain.holds() == {}
+    assert set(chain.holds()) == {"call-a", "call-b"} and "no longer holds" in str(chain.rewritten())
+    path.write_bytes(b"".join(lines))
+    chain.note("hold", "call-c", by="cli:test", reason="three")
+    assert set(chain.holds()) == {"call-a", "call-b", "call-c"}, "what is appended afterwards still counts"
 
 
 def test_the_disk_guard_says_what_is_true_when_nothing_is_left_to_delete(store):
@@ -147,3 +151,81 @@ def test_the_disk_guard_counts_what_it_keeps(store):
     _keeper(store, free=50).guard()
     (alarm,) = [e.fields for e in store.seen if e.type == "alarm.raised" and e.fields["id"] == ALARM_FULL]
     assert "1 held and 1 marked recording(s) are kept" in alarm["message"], alarm["message"]
+
+
+# ---- only what the device wrote ends a hold (review of issue 22) --------------------------------------
+
+
+def _append_line(store: Any, entry: dict[str, Any]) -> None:
+    with open(store.data / "evidence" / "chain.jsonl", "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry) + "\n")
+
+
+def test_a_release_planted_in_the_chain_does_not_end_the_hold(store):
+    held = _record(1)
+    _add(store, held)
+    store.evidence.hold(store.index, held["call_id"], reason="claim", by="cli:test")
+    head = store.evidence.chain.ledger.head_entry()
+    _append_line(store, {"seq": head.seq + 1, "kind": "release", "call_id": held["call_id"], "prev": head.hash,
+                         "hash": "00" * 32, "sig": None})
+    store.index.update(held["call_id"], {"hold": None})
+    assert held["call_id"] in store.evidence.chain.holds(), "an unlinked release is not the device's word"
+    assert _keeper(store).prune(LATER) == []
+    assert store.index.get(held["call_id"]) is not None
+
+
+def test_a_release_with_a_forged_signature_does_not_end_the_hold(store):
+    from callrec.evidence.ledger import entry_hash
+
+    held = _record(1)
+    _add(store, held)
+    store.evidence.hold(store.index, held["call_id"], reason="claim", by="cli:test")
+    head = store.evidence.chain.ledger.head_entry()
+    forged = {"seq": head.seq + 1, "at": "2026-02-01T00:00:00.000Z", "kind": "release", "call_id": held["call_id"],
+              "by": "cli:test", "reason": "x", "prev": head.hash}
+    forged["hash"] = entry_hash(forged)   # the hash recomputes, but nobody without the device key can sign it
+    forged["sig"] = "AAAA"
+    _append_line(store, forged)
+    assert held["call_id"] in store.evidence.chain.holds()
+
+
+def test_holds_known_before_the_chain_was_cut_stay_while_the_process_runs(store):
+    held = _record(1)
+    _add(store, held)
+    store.evidence.hold(store.index, held["call_id"], reason="claim", by="cli:test")
+    chain = store.evidence.chain
+    assert held["call_id"] in chain.holds()
+    path = store.data / "evidence" / "chain.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]))   # the hold line cut
+    store.index.update(held["call_id"], {"hold": None})
+    assert held["call_id"] in chain.holds()
+    assert chain.rewritten() is not None
+
+
+def test_prune_deletes_nothing_while_the_chain_lacks_the_head_the_device_witnessed(store):
+    """A fresh process (`callrec prune`) cannot remember holds a cut took away: it refuses to delete
+    while the chain does not hold the head the event journal witnessed."""
+    from callrec.evidence import Heads, LedgerHead, Witness
+
+    held, other = _record(1), _record(2)
+    _add(store, held, other)
+    store.evidence.hold(store.index, held["call_id"], reason="claim", by="cli:test")
+    witnessed = store.evidence.chain.ledger.head_entry()
+    path = store.data / "evidence" / "chain.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:-1]))   # the hold line cut, and the index's hold taken out
+    store.index.update(held["call_id"], {"hold": None})
+    witness = Witness("the event journal", None, Heads(LedgerHead(witnessed.seq, witnessed.hash), None))
+    keeper = Keeper(store.data, store.index, store.evidence.chain, store.evidence.audit, RetentionConfig(days=30),
+                    store.bus, disk=lambda: DiskState(1000, 900), witness=lambda: witness)
+    assert keeper.prune(LATER) == []
+    assert store.index.get(held["call_id"]) is not None and store.index.get(other["call_id"]) is not None
+    assert keeper.suspended is not None and f"entry seq {witnessed.seq}" in keeper.suspended
+    raised = {e.fields["id"]: e.fields for e in store.seen if e.type == "alarm.raised"}
+    assert raised["retention.suspended"]["severity"] == "critical"
+    keeper_full = Keeper(store.data, store.index, store.evidence.chain, store.evidence.audit,
+                         RetentionConfig(days=30, min_free_percent=10), store.bus, disk=lambda: DiskState(1000, 10),
+                         witness=lambda: witness)
+    keeper_full.guard()
+    assert store.index.get(other["call_id"]) is not None, "the disk guard deletes nothing either"

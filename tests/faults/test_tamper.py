@@ -403,3 +403,48 @@ def test_the_service_starts_over_a_hostile_chain_line(data, tmp_path):
     out = run_simulation(tmp_path, [{"line": 1, "audio": "line1.wav", "seconds": 6, "events": [
         (0.5, "hook", "off"), (3.5, "hook", "on")]}], data=data)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+
+
+# ---- a cut tail re-grown by the device must not be vouched for (review of issue 22) ------------------
+
+
+def test_a_chain_cut_after_it_was_archived_is_not_shipped_or_witnessed_and_verify_names_it(data, tmp_path):
+    """Cut the chain's last hold (index hold out too), let the device append as if nothing happened:
+    the uploader must not write a witness vouching for the new last entry, and verify must name it."""
+    call_id = _calls(data)[0]["call_id"]
+    _hold(data, call_id)
+    archive, config = _archived(tmp_path, data)
+    witnesses_before = sorted((archive / "d1" / "witness").iterdir())
+    for journal in data.glob("journal.sqlite*"):   # only the archive witnesses now
+        journal.unlink()
+    chain = _ledger(data, "chain")
+    chain.write_bytes(b"".join(_lines(chain)[:-1]))
+    _edit_index(data, call_id, hold=None)
+    out = callrec("prune", "--now", LATER, "--data", str(data))   # the call is deleted: nothing local remembers
+    assert out.returncode == 0, out.stderr
+    sync = callrec("archive", "sync", "--once", "--data", str(data), "--config", str(config))
+    assert "rewritten" in sync.stdout + sync.stderr
+    assert sorted((archive / "d1" / "witness").iterdir()) == witnesses_before, "no witness of the rewritten chain"
+    code, report = _verify(data, "--config", str(config))
+    assert code == 1 and (None, "chain rewritten") in _problems(report), report
+
+
+def test_prune_on_the_command_line_refuses_while_the_chain_lacks_the_head_the_service_witnessed(data):
+    """With the device's own witness in the event journal, `callrec prune` deletes nothing from a chain
+    that lost its witnessed head (a cut hold and an edited index), and says why."""
+    from callrec.events import Event, EventBus
+    from callrec.evidence import read_heads
+    from callrec.store import Journal
+
+    call_id = _calls(data)[0]["call_id"]
+    _hold(data, call_id)
+    journal = Journal(data / "journal.sqlite")
+    EventBus(journal).emit(Event("evidence.head", None, None, time.time(), read_heads(data).fields()))
+    journal.close()
+    chain = _ledger(data, "chain")
+    chain.write_bytes(b"".join(_lines(chain)[:-1]))
+    _edit_index(data, call_id, hold=None)
+    before = {c["call_id"] for c in _calls(data)}
+    out = callrec("prune", "--now", LATER, "--data", str(data))
+    assert out.returncode == 1 and "nothing was deleted" in out.stderr, out.stdout + out.stderr
+    assert {c["call_id"] for c in _calls(data)} == before

@@ -42,7 +42,7 @@ from callrec.config import Config
 from callrec.core import AUDIO_BATCH_PERIODS, Core, Player
 from callrec.errors import CallrecError
 from callrec.events import AlarmBoard, Event, EventBus, LineBoard, Listener
-from callrec.evidence import DeviceKeyError, Evidence, HeadWatcher
+from callrec.evidence import DeviceKeyError, Evidence, HeadWatcher, journal_witness
 from callrec.line import LineSource
 from callrec.privacy import Keeper, Recipients
 from callrec.recording import Archived, Reconciled, Recorder, recover_all
@@ -280,10 +280,12 @@ class Service:
         self.evidence = evidence
         evidence.note_config(config.model_dump_json(), "service start", "device:service")
         recipients = Recipients.parse(config.privacy.recipient) if config.privacy.encrypted else None
+        bus = self.bus
         self.keeper = Keeper(config.storage.data_dir, self.index, evidence.chain, evidence.audit, config.retention,
                              self.bus, keep_local_days=config.archive.keep_local_days if self.uploader else None,
                              remote_delete=remote_deleter(self.uploader)
-                             if self.uploader is not None and config.archive.apply_retention else None)
+                             if self.uploader is not None and config.archive.apply_retention else None,
+                             witness=lambda: journal_witness(bus.journal))
         self.recorder = Recorder(config.storage.data_dir, config.storage.format, config.audio.sample_rate,
                                  self.index, self.bus, config.storage.sync_interval_s,
                                  queue_size=self.backend.queue_size * 8,

@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS archived (
     call_id TEXT PRIMARY KEY, archived_at REAL NOT NULL, recording_key TEXT, sha256 TEXT, bytes INTEGER,
     local_removed INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ledgers (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_hashes (name TEXT PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deletions (key TEXT PRIMARY KEY, queued_at REAL NOT NULL);
 """
 
@@ -108,8 +109,28 @@ class ArchiveQueue:
         return int(row[0]) if row else 0
 
     def set_ledger_seq(self, name: str, seq: int) -> None:
+        """`seq` without its hash: a hash kept for an earlier seq no longer applies and goes."""
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO ledgers (name, seq) VALUES (?, ?)", (name, seq))
+            self._db.execute("DELETE FROM ledger_hashes WHERE name = ?", (name,))
+
+    def ledger_hash(self, name: str) -> str | None:
+        """The hash of the last entry of `name` shipped (None: not known, e.g. shipped by an older firmware)."""
+        with self._lock:
+            row = self._db.execute("SELECT hash FROM ledger_hashes WHERE name = ?", (name,)).fetchone()
+        return str(row[0]) if row else None
+
+    def set_ledger_head(self, name: str, seq: int, digest: str) -> None:
+        """How far `name` was shipped: its last entry's seq and hash, in one transaction."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR REPLACE INTO ledgers (name, seq) VALUES (?, ?)", (name, seq))
+                self._db.execute("INSERT OR REPLACE INTO ledger_hashes (name, hash) VALUES (?, ?)", (name, digest))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def delete_later(self, keys: list[str], now: float | None = None) -> None:
         with self._lock:

@@ -95,6 +95,7 @@ class Uploader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._resumed: set[str] = set()   # ledgers checked for a segment put just before a crash
+        self._rewritten: set[str] = set()   # ledgers found cut or rewritten after they were shipped
         self._key: DeviceKey | None = None
 
     # ---- feeding --------------------------------------------------------------------------------
@@ -215,19 +216,25 @@ class Uploader:
                 self.target.put(f"{self.device_id}/chain/device.pub", public.read_bytes())
             heads = Heads(self._ship_ledger("chain", chain_path(self.data_dir)),
                           self._ship_ledger("audit", audit_path(self.data_dir)))
-            self._witness(heads)
+            if not self._rewritten:
+                self._witness(heads)
         except ArchiveError as error:
             self._unreachable(error)
             log.warning("archive: the %s segments wait: %s", "ledger", error)
 
     def _ship_ledger(self, name: str, path: Path) -> LedgerHead | None:
-        """Put the entries after the last shipped as one segment; returns the head the archive holds."""
+        """Put the entries after the last shipped as one segment; returns the head the archive holds.
+
+        Only a ledger that still holds the entry shipped last (same seq, same hash) goes on: one cut
+        or rewritten behind the device's back is not shipped further and no witness is written (it
+        would vouch for the rewrite); the alarm `archive.rewritten:<name>` says so."""
         done = self.queue.ledger_seq(name)
         if name not in self._resumed:
             done = self._resume_ledger(name, done)
             self._resumed.add(name)
+        shipped = self.queue.ledger_hash(name)
         lines: list[bytes] = []
-        last = done
+        anchor: LedgerHead | None = None   # the entry shipped last, as the file holds it now
         head: LedgerHead | None = None
         try:
             with open(path, "rb") as handle:
@@ -239,19 +246,32 @@ class Uploader:
                     if entry is None or not raw.endswith(b"\n"):
                         continue
                     if entry.seq == done:
-                        head = entry
+                        anchor = head = entry
                     elif entry.seq > done:
                         lines.append(raw)
-                        last, head = entry.seq, entry
+                        head = entry
                         if len(lines) >= SEGMENT_MAX:
                             break
         except FileNotFoundError:
+            pass
+        if done and (anchor is None or (shipped is not None and anchor.hash != shipped)):
+            self._ledger_rewritten(name, done, shipped, anchor)
             return None
-        if lines:
-            self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl",
+        if lines and head is not None:
+            self.target.put(f"{self.device_id}/chain/{name}-{done + 1:010d}-{head.seq:010d}.jsonl",
                             b"".join(lines), retain_until=self._ledger_lock())
-            self.queue.set_ledger_seq(name, last)
+            self.queue.set_ledger_head(name, head.seq, head.hash)
+        elif anchor is not None and shipped is None:
+            self.queue.set_ledger_head(name, anchor.seq, anchor.hash)   # the hash an older firmware did not keep
         return head
+
+    def _ledger_rewritten(self, name: str, done: int, shipped: str | None, anchor: LedgerHead | None) -> None:
+        self._rewritten.add(name)
+        found = "is gone" if anchor is None else f"is {anchor.hash[:16]}…, not the {str(shipped)[:16]}… shipped"
+        self._raise(f"archive.rewritten:{name}",
+                    f"the {name} ledger was cut or rewritten behind the device's back: its entry seq {done}, the last "
+                    f"one archived, {found}; nothing more of it is archived and no witness of the heads is written "
+                    "(`callrec verify` names what changed)")
 
     def _witness(self, heads: Heads) -> None:
         """A signed witness of the heads the archive now holds, once per change of them."""
@@ -293,7 +313,15 @@ class Uploader:
         last = max(ends)
         log.info("archive: the %s segment from %d to %d was put before a restart; going on after it", name,
                  done + 1, last)
-        self.queue.set_ledger_seq(name, last)
+        key = f"{self.device_id}/chain/{name}-{done + 1:010d}-{last:010d}.jsonl"
+        try:
+            shipped = LedgerHead.of(parse_line(self.target.get(key).splitlines()[-1]))
+        except (ArchiveError, ValueError, IndexError):
+            shipped = None
+        if shipped is not None and shipped.seq == last:
+            self.queue.set_ledger_head(name, last, shipped.hash)   # as the archive holds it
+        else:
+            self.queue.set_ledger_seq(name, last)
         return last
 
     # ---- failures and alarms --------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from callrec.evidence.holds import ChainHolds
-from callrec.evidence.keys import DeviceKey, evidence_dir
+from callrec.evidence.keys import DeviceKey, evidence_dir, load_public
 from callrec.evidence.ledger import Ledger, canonical
 
 MUTABLE_FIELDS = frozenset({"tags", "hold", "missing_since", "chain", "archived_at", "offloaded_at",
@@ -49,7 +49,7 @@ class Chain:
     def __init__(self, data_dir: Path, key: DeviceKey | None = None) -> None:
         self.data_dir = data_dir
         self.ledger = Ledger(chain_path(data_dir), key)
-        self._holds = ChainHolds(self.ledger.path)
+        self._holds = ChainHolds(self.ledger.path, key.public if key is not None else load_public(data_dir))
 
     def seal_call(self, record: dict[str, Any], audio: Path | None, sidecar: Path) -> dict[str, Any]:
         """The chain entry of a finalized call; returns the `chain` link its index record carries."""
@@ -80,6 +80,10 @@ class Chain:
         """call_id -> its hold as the chain says it is now: what retention keeps, and what an index
         rebuilt from sidecars gets back. Read incrementally (holds.py), so asking often is cheap."""
         return self._holds.held()
+
+    def rewritten(self) -> str | None:
+        """Why this process found the chain rewritten behind its back (holds.py), or None."""
+        return self._holds.rewritten
 
     def sealed(self) -> dict[str, dict[str, Any]]:
         """call_id -> its (last) `call` entry."""

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from callrec.config import Config
+from callrec.errors import CallrecError
 from callrec.events import utc_iso
 from callrec.evidence.audit import AuditLog, cli_actor
 from callrec.evidence.export import export_bundle
-from callrec.evidence.heads import WitnessLookup, ask_witnesses
+from callrec.evidence.heads import WitnessLookup, ask_witnesses, journal_witness
 from callrec.evidence.keys import DeviceKeyError, load_public, parse_public
 from callrec.evidence.store import Evidence, UnknownCall
 from callrec.evidence.verify import verify
@@ -260,12 +261,18 @@ def cmd_prune(args: argparse.Namespace, load_config: ConfigLoader) -> int:
             if key is not None and queue is not None:
                 queue.delete_later([key, key.rsplit("/", 1)[0] + f"/{record['call_id']}.json"])
 
+    journal = _witness_journal(data_dir)
     with index:
-        keeper = Keeper(data_dir, index, evidence.chain, evidence.audit, config.retention,
-                        remote_delete=remote)
+        keeper = Keeper(data_dir, index, evidence.chain, evidence.audit, config.retention, remote_delete=remote,
+                        witness=(lambda: journal_witness(journal)) if journal is not None else None)
         victims = keeper.prune(args.now, dry_run=args.dry_run, by=who)
+        suspended = keeper.suspended
     if queue is not None:
         queue.close()
+    if journal is not None:
+        journal.close()
+    if suspended is not None:
+        return _fail("prune", f"nothing was deleted: {suspended}")
     for record in victims:
         print(f"{'would delete' if args.dry_run else 'deleted'} {record['call_id']} "
               f"(started {record.get('started_at')}, {record.get('direction') or '-'})")
@@ -275,6 +282,20 @@ def cmd_prune(args: argparse.Namespace, load_config: ConfigLoader) -> int:
           f"({config.retention.days} days; inbound {config.retention.days_for('inbound')}, "
           f"outbound {config.retention.days_for('outbound')})")
     return 0
+
+
+def _witness_journal(data_dir: Path) -> Any:
+    """The event journal, read-only, for the heads the device last witnessed (None without one)."""
+    from callrec.store import Journal
+
+    path = data_dir / "journal.sqlite"
+    if not path.exists():
+        return None
+    try:
+        return Journal(path, readonly=True)
+    except (OSError, sqlite3.Error, CallrecError) as error:
+        log.warning("the event journal cannot be read (%s): prune goes on without the device's witness", error)
+        return None
 
 
 def _by_number(index: Any, number: str) -> list[dict[str, Any]]:

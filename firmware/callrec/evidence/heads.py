@@ -30,6 +30,7 @@ from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, utc_iso
 from callrec.evidence.audit import audit_path
 from callrec.evidence.chain import chain_path
+from callrec.evidence.follow import LedgerFollower, LedgerRewritten
 from callrec.evidence.keys import DeviceKey, signature_valid
 from callrec.evidence.ledger import Ledger, LedgerHead, canonical, parse_json
 from callrec.store import Journal
@@ -205,17 +206,27 @@ def read_witness_document(raw: bytes, public: Ed25519PublicKey | None) -> tuple[
 
 class HeadWatcher:
     """Journals `evidence.head` whenever a ledger's head moves, whoever appended (the service, or a
-    CLI tool beside it): polls both files' size and time every `poll_s`, reads the heads only when
-    one changed, and emits only when the heads differ from the last ones journaled."""
+    CLI tool beside it): polls both files' size and time every `poll_s`, follows them (follow.py)
+    only when one changed, and emits only when the heads differ from the last ones journaled.
+
+    Only a head that extends the one witnessed before is witnessed: a ledger cut or rewritten behind
+    the device's back (shorter, replaced, the witnessed entry gone or changed) raises the critical
+    alarm `evidence.rewritten:<chain|audit>`, and that ledger's witness stays at its last trusted
+    head for as long as the service runs, so `verify` names the cut instead of a witness vouching
+    for it. The journaled head is the anchor after a restart."""
 
     def __init__(self, data_dir: Path, bus: EventBus, *, poll_s: float = POLL_S, refresh_s: float = REFRESH_S) -> None:
         self.data_dir = data_dir
         self.bus = bus
         self.poll_s = poll_s
         self.refresh_s = refresh_s
-        self._paths = (chain_path(data_dir), audit_path(data_dir))
+        self._paths = {"chain": chain_path(data_dir), "audit": audit_path(data_dir)}
+        self._followers = {name: LedgerFollower(path) for name, path in self._paths.items()}
         self._seen: tuple[tuple[int, int, int], ...] | None = None
         self._last: Heads | None = None
+        self._trusted: dict[str, LedgerHead | None] = {name: None for name in LEDGERS}
+        self._anchor: dict[str, LedgerHead | None] = {name: None for name in LEDGERS}
+        self._rewritten: set[str] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -226,6 +237,9 @@ class HeadWatcher:
             self._last = latest_head(self.bus.journal)
         except Exception:   # an unreadable journal: witness again, a repeat costs one event
             log.exception("the last journaled evidence head cannot be read")
+        if self._last is not None:
+            self._anchor = {name: self._last.of(name) for name in LEDGERS}
+            self._trusted = dict(self._anchor)
         self._thread = threading.Thread(target=self._run, name="evidence-heads", daemon=True)
         self._thread.start()
 
@@ -242,16 +256,51 @@ class HeadWatcher:
 
     def check(self) -> bool:
         """Emit `evidence.head` if a head moved since the last one journaled; True when it did."""
-        seen = tuple(_stat(path) for path in self._paths)
+        seen = tuple(_stat(path) for path in self._paths.values())
         if seen == self._seen:
             return False
-        heads = Heads(*(Ledger(path).head_entry() for path in self._paths))
         self._seen = seen
+        for name in LEDGERS:
+            if name not in self._rewritten:
+                self._follow(name)
+        heads = Heads(self._trusted["chain"], self._trusted["audit"])
         if heads == self._last or (heads.chain is None and heads.audit is None):
             return False
         self._last = heads
         self.bus.emit(Event(HEAD_EVENT, None, None, time.time(), heads.fields()))
         return True
+
+    def _follow(self, name: str) -> None:
+        """Read what was appended to one ledger; its head becomes trusted unless the file no longer
+        holds what was witnessed."""
+        follower, anchor = self._followers[name], self._anchor[name]
+        try:
+            for followed in follower.follow():
+                head = LedgerHead.of(followed.entry)
+                if anchor is not None and head is not None and head.seq == anchor.seq:
+                    if head.hash != anchor.hash:
+                        raise LedgerRewritten(f"entry seq {anchor.seq} is not the one witnessed ({anchor.hash[:16]}…)")
+                    self._anchor[name] = anchor = None   # found as witnessed: what follows extends it
+        except LedgerRewritten as error:
+            self._rewritten_behind_our_back(name, str(error))
+            return
+        last = follower.last
+        if anchor is not None and (last is None or last.seq < anchor.seq):
+            self._rewritten_behind_our_back(name, f"it ends at seq {last.seq if last else 0}, but seq {anchor.seq} "
+                                                  "was witnessed")
+            return
+        if anchor is None:
+            self._trusted[name] = last
+
+    def _rewritten_behind_our_back(self, name: str, why: str) -> None:
+        self._rewritten.add(name)
+        trusted = self._trusted[name]
+        message = (f"{LEDGERS[name]} ({self._paths[name]}) was cut or rewritten behind the device's back: {why}. "
+                   f"Its witness stays at seq {trusted.seq if trusted else 0}; `callrec verify` names what changed")
+        log.error("%s", message)
+        self.bus.emit(Event("alarm.raised", None, None, time.time(),
+                            {"id": f"evidence.rewritten:{name}", "kind": "evidence", "severity": "critical",
+                             "message": message}))
 
     def refresh(self) -> bool:
         """Witness the heads again when the journal no longer holds them: its bound
@@ -270,7 +319,7 @@ class HeadWatcher:
                     self.refresh()
                 else:
                     self.check()
-            except Exception:   # a ledger being rewritten under us: try again at the next poll
+            except Exception:   # a ledger being written under us: try again at the next poll
                 log.exception("reading the evidence heads failed")
 
 

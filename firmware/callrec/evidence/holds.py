@@ -3,75 +3,70 @@
 The index's `hold` field is a convenience copy anyone with the card can edit; the chain's `hold` and
 `release` entries are signed and linked. A call is held when its last hold/release entry is a hold
 (a `deleted` entry ends it too: the call is gone). Retention asks every hour and after every call,
-so the chain is read incrementally: only the bytes appended since the last question. A file that
-got shorter, was replaced (another inode) or no longer ends with the line last read was rewritten:
-then it is read again from the start.
+so the chain is followed incrementally (follow.py): only the bytes appended since the last question.
+
+Only what the device wrote can end a hold: a `release` or `deleted` counts when its entry is
+linked (its hash, its place after the entry before, its signature), while a `hold` counts from any
+line that says so — a planted line can make the device keep more, never less. A chain rewritten
+behind the device's back (shorter, replaced, edited) is read again from its start, and the holds
+known before it stay: cutting the file cannot release a call while this process runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
-from callrec.evidence.ledger import parse_line
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from callrec.evidence.follow import Followed, LedgerFollower, LedgerRewritten
+
+log = logging.getLogger(__name__)
 
 
 class ChainHolds:
     """The chain's current holds, kept up to date by reading only what was appended."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, public: Ed25519PublicKey | None = None) -> None:
         self.path = path
         self._lock = threading.Lock()
         self._held: dict[str, dict[str, Any]] = {}
-        self._offset = 0
-        self._identity: tuple[int, int] | None = None
-        self._last_line = b""
-        self.bytes_read = 0   # what the reads cost, for the tests and the curious
+        self._follower = LedgerFollower(path, public)
+        self.rewritten: str | None = None   # why the chain was last found rewritten, if it was
+
+    @property
+    def bytes_read(self) -> int:
+        return self._follower.bytes_read
 
     def held(self) -> dict[str, dict[str, Any]]:
         """call_id -> its hold (`reason`, `by`, `at`) as the chain says now."""
         with self._lock:
             try:
-                with open(self.path, "rb") as handle:
-                    self._catch_up(handle)
-            except FileNotFoundError:
-                self._reset(None)
+                self._catch_up()
+            except LedgerRewritten as error:
+                self.rewritten = str(error)
+                log.error("%s; the holds known before stay, and the chain is read again from its start "
+                          "(`callrec verify` names what changed)", error)
+                kept = dict(self._held)
+                self._follower.restart()
+                self._catch_up()
+                for call_id, hold in kept.items():
+                    self._held.setdefault(call_id, hold)
             return dict(self._held)
 
-    def _catch_up(self, handle: Any) -> None:
-        stat = os.fstat(handle.fileno())
-        identity = (stat.st_dev, stat.st_ino)
-        if identity != self._identity or stat.st_size < self._offset or not self._still_ends_as_read(handle):
-            self._reset(identity)
-        handle.seek(self._offset)
-        data = handle.read()
-        self.bytes_read += len(data)
-        complete = data[: data.rfind(b"\n") + 1]   # a line being written (or torn) waits for its newline
-        for raw in complete.splitlines(keepends=True):
-            self._apply(raw)
-            self._last_line = raw
-        self._offset += len(complete)
+    def _catch_up(self) -> None:
+        for followed in self._follower.follow():
+            self._apply(followed)
 
-    def _still_ends_as_read(self, handle: Any) -> bool:
-        if not self._last_line:
-            return self._offset == 0
-        handle.seek(self._offset - len(self._last_line))
-        return bool(handle.read(len(self._last_line)) == self._last_line)
-
-    def _reset(self, identity: tuple[int, int] | None) -> None:
-        self._held.clear()
-        self._offset = 0
-        self._identity = identity
-        self._last_line = b""
-
-    def _apply(self, raw: bytes) -> None:
-        with contextlib.suppress(ValueError):
-            entry = parse_line(raw)
-            call_id, kind = str(entry.get("call_id")), entry.get("kind")
-            if kind == "hold":
-                self._held[call_id] = {"reason": entry.get("reason"), "by": entry.get("by"), "at": entry.get("at")}
-            elif kind in ("release", "deleted"):
-                self._held.pop(call_id, None)
+    def _apply(self, followed: Followed) -> None:
+        entry, kind = followed.entry, followed.entry.get("kind")
+        call_id = str(entry.get("call_id"))
+        if kind == "hold":
+            self._held[call_id] = {"reason": entry.get("reason"), "by": entry.get("by"), "at": entry.get("at")}
+        elif kind in ("release", "deleted") and followed.linked:
+            self._held.pop(call_id, None)
+        elif kind in ("release", "deleted") and call_id in self._held:
+            log.error("chain entry seq %s (%s of %s) is not linked to the chain the device wrote: the call stays "
+                      "held (`callrec verify` names the entry)", entry.get("seq"), kind, call_id)

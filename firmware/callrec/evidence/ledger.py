@@ -150,6 +150,33 @@ class Ledger:
         """The last well-formed entry's seq and hash (None for an empty ledger)."""
         return LedgerHead.of(self._last_entry())
 
+    def hash_at(self, seq: int) -> str | None:
+        """The hash of the well-formed entry `seq`, or None when there is none. Read from the end
+        in growing windows: the entry asked for is usually among the last (a witnessed head)."""
+        try:
+            with open(self.path, "rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                window = TAIL_BYTES
+                while True:
+                    start = max(0, size - window)
+                    handle.seek(start)
+                    lines = handle.read(size - start).splitlines()
+                    if start > 0 and lines:
+                        lines.pop(0)   # the window may begin inside a line
+                    lowest = None
+                    for raw in reversed(lines):
+                        with contextlib.suppress(ValueError):
+                            entry = parse_line(raw)
+                            if well_formed(entry):
+                                lowest = int(entry["seq"])
+                                if lowest == seq:
+                                    return str(entry["hash"])
+                    if start == 0 or (lowest is not None and lowest < seq):
+                        return None
+                    window *= 4
+        except FileNotFoundError:
+            return None
+
     def _last_entry(self, *, repair: bool = False) -> dict[str, Any] | None:
         try:
             with open(self.path, "rb") as handle:

@@ -36,8 +36,11 @@ class Expected:
         self.finished.setdefault(call_id, recording)
 
 
-def unexpected_files(data_dir: Path, expected: Expected) -> Iterator[tuple[str | None, str, str]]:
-    """(call id or None, problem kind, detail) for every file under recordings/ that should not be."""
+def unexpected_files(data_dir: Path, expected: Expected, *,
+                     newer_than: float | None = None) -> Iterator[tuple[str | None, str, str]]:
+    """(call id or None, problem kind, detail) for every file under recordings/ that should not be.
+    `newer_than`: when the chain and the index were read; while a process records, a recording or
+    sidecar of an unknown call written since then is a call finalized meanwhile, not a stray."""
     recording_now = owner_alive(data_dir)
     root = data_dir / "recordings"
     with contextlib.suppress(OSError):
@@ -45,6 +48,9 @@ def unexpected_files(data_dir: Path, expected: Expected) -> Iterator[tuple[str |
             for name in sorted(files):
                 relative = str((Path(directory) / name).relative_to(data_dir))
                 if relative in expected.files:
+                    continue
+                if recording_now and newer_than is not None and _newer(Path(directory) / name, newer_than) \
+                        and name.split(".", 1)[0] not in expected.finished and name.endswith((*AUDIO_ENDINGS, ".json")):
                     continue
                 found = _judge(relative, name, expected, recording_now)
                 if found is not None:
@@ -71,6 +77,13 @@ def _judge(relative: str, name: str, expected: Expected, recording_now: bool) ->
             return call_id, PLANTED, f"{relative}: call {call_id} was {gone}; no file of it belongs here"
         return call_id, UNINDEXED, f"{relative} is in neither the index nor the chain"
     return None, PLANTED, f"{relative}: not a kind of file callrec writes"
+
+
+def _newer(path: Path, moment: float) -> bool:
+    try:
+        return path.stat().st_mtime >= moment - 1.0   # a second's slack for coarse file times
+    except OSError:
+        return True   # gone meanwhile: renamed into place, or pruned
 
 
 def owner_alive(data_dir: Path) -> bool:

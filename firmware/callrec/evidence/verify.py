@@ -13,6 +13,7 @@ compared (a witness out of reach) is a note, not a problem.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
     the device (the archive's, the broker's), read by the caller before this is called; the event
     journal's is read here, first: a witness must not be newer than the ledgers it is compared with."""
     report = Report()
+    read_at = time.time()   # files newer than this may be calls finalized while verify reads
     witnessed = [*_journal_witness(data_dir, report), *witnesses]
     stored = load_public(data_dir)
     public = pinned or stored
@@ -126,7 +128,7 @@ def verify(data_dir: Path, *, since: str | None = None, pinned: Ed25519PublicKey
                                                     "chain could not be written)")
     _check_holds(entries, index, report)
     expected = _expected(sealed, deleted, offloaded, index)
-    for stray_id, kind, detail in unexpected_files(data_dir, expected):
+    for stray_id, kind, detail in unexpected_files(data_dir, expected, newer_than=read_at):
         report.add(stray_id, kind, detail)
     return report
 

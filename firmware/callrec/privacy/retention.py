@@ -11,6 +11,12 @@ with a mark (a tag: training material the office chose to keep). Whether a call 
 signed chain's word (`Chain.holds()`, read incrementally), not only the index's editable `hold`
 field: either saying held keeps the call, and when they disagree the call is kept, the log says
 so and an alarm `hold:<call_id>` (kind `evidence`) asks for `callrec verify`.
+
+A chain cut or rewritten behind the device's back could carry a hold away with it, so nothing is
+deleted or offloaded while the chain does not hold the head the device last witnessed (the event
+journal's newest `evidence.head`), or while this process saw the chain rewritten: the critical
+alarm `retention.suspended` says why, and recording goes on (a disk that fills then raises
+`disk.held_only`, as when only held calls remain).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 
 from callrec.config import RetentionConfig
 from callrec.events import Event, EventBus, utc_iso
-from callrec.evidence import AuditLog, Chain, sidecar_of
+from callrec.evidence import AuditLog, Chain, Witness, sidecar_of
 from callrec.store import CallIndex
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,7 @@ log = logging.getLogger(__name__)
 ALARM_LOW = "disk.low"
 ALARM_FULL = "disk.held_only"
 ALARM_HOLD = "hold:"   # + call id: the chain and the index disagree on a legal hold
+ALARM_SUSPENDED = "retention.suspended"   # the chain does not hold the head the device witnessed
 PRUNE_EVERY_S = 3600.0
 
 
@@ -85,9 +92,14 @@ class Keeper:
     def __init__(self, data_dir: Path, index: CallIndex, chain: Chain, audit: AuditLog, policy: RetentionConfig,
                  bus: EventBus | None = None, *, disk: Callable[[], DiskState] | None = None,
                  keep_local_days: float | None = None,
-                 remote_delete: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 remote_delete: Callable[[dict[str, Any]], None] | None = None,
+                 witness: Callable[[], Witness | None] | None = None) -> None:
         """`keep_local_days`: with an archive, local copies it confirmed go after this long;
-        `remote_delete`: retention applies to the archive too (`[archive] apply_retention`)."""
+        `remote_delete`: retention applies to the archive too (`[archive] apply_retention`);
+        `witness`: the heads the device last handed out (the event journal's), which the chain
+        must still hold before anything is deleted."""
+        self.witness = witness
+        self.suspended: str | None = None   # why the last pass deleted nothing, if it was suspended
         self.keep_local_days = keep_local_days
         self.remote_delete = remote_delete
         self.data_dir = data_dir
@@ -109,6 +121,8 @@ class Keeper:
         moment = time.time() if now is None else now
         candidates = list(self._checked(self._older_than(moment - self._shortest_days() * 86400)))
         victims = list(due(candidates, moment, self.policy, self._chain_held))
+        if victims and not dry_run and not self._may_delete():
+            return []
         if not dry_run:
             for record in victims:
                 days = self.policy.days_for(record.get("direction"))
@@ -143,14 +157,14 @@ class Keeper:
         if self.keep_local_days is None:
             return []
         moment = time.time() if now is None else now
-        done = []
-        for record in self._checked(self._older_than(moment - self.keep_local_days * 86400)):
-            if not record.get("archived_at") or record.get("offloaded_at") or self._held(record):
-                continue
-            if (record.get("recording") or {}).get("path"):
-                self._offload_one(record, moment, f"local copy kept {self.keep_local_days:g} days")
-                done.append(record["call_id"])
-        return done
+        due_now = [record for record in self._checked(self._older_than(moment - self.keep_local_days * 86400))
+                   if record.get("archived_at") and not record.get("offloaded_at") and not self._held(record)
+                   and (record.get("recording") or {}).get("path")]
+        if due_now and not self._may_delete():
+            return []
+        for record in due_now:
+            self._offload_one(record, moment, f"local copy kept {self.keep_local_days:g} days")
+        return [record["call_id"] for record in due_now]
 
     def _offload_one(self, record: dict[str, Any], moment: float, why: str) -> None:
         audio = self.data_dir / record["recording"]["path"]
@@ -184,6 +198,34 @@ class Keeper:
                                 {"reason": reason, "by": by}))
 
     # ---- legal holds: the chain's word and the index's ------------------------------------------------
+
+    def _may_delete(self) -> bool:
+        """Asked before the first deletion or offload of a pass: the chain still holds what the device
+        witnessed (else the critical alarm `retention.suspended`, cleared once it does again)."""
+        problem = self._chain_problem()
+        self.suspended = problem
+        if problem is None:
+            self._clear(ALARM_SUSPENDED, "evidence")
+            return True
+        self._raise(ALARM_SUSPENDED, "critical", f"{problem}; retention, offload and the disk guard delete nothing "
+                                                 "until it does again (`callrec verify` names what changed; restore "
+                                                 "the chain from the archive)", "evidence")
+        return False
+
+    def _chain_problem(self) -> str | None:
+        rewritten = self.chain.rewritten()
+        if rewritten is not None:
+            return f"the evidence chain was rewritten behind the device's back ({rewritten})"
+        witness = self.witness() if self.witness is not None else None
+        head = witness.heads.chain if witness is not None else None
+        if witness is None or head is None:
+            return None
+        found = self.chain.ledger.hash_at(head.seq)
+        if found == head.hash:
+            return None
+        what = "no longer holds" if found is None else "holds another"
+        when = f" at {witness.at}" if witness.at else ""
+        return f"the evidence chain {what} entry seq {head.seq}, which {witness.source} witnessed{when}"
 
     def _checked(self, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         """The records, each compared with the chain's holds (read once per pass, incrementally:
@@ -219,7 +261,13 @@ class Keeper:
         floor = self.policy.min_free_percent
         if floor <= 0:
             return state
-        if state.free_percent < floor and self.keep_local_days is not None:
+        suspended = state.free_percent < floor and not self._may_delete()
+        if suspended:
+            self._raise(ALARM_FULL, "critical", f"the disk is {100 - state.free_percent:.1f} % full and the guard "
+                                                "deletes nothing while the evidence chain does not hold what the "
+                                                "device witnessed (alarm retention.suspended): new calls are recorded "
+                                                "until the disk is full; run `callrec verify`")
+        elif state.free_percent < floor and self.keep_local_days is not None:
             # first what costs nothing: local copies the archive already holds
             for record in self._checked(iter(self.index)):
                 if not record.get("archived_at") or record.get("offloaded_at") or self._held(record):
@@ -228,7 +276,9 @@ class Keeper:
                 state = self._disk()
                 if state.free_percent >= floor:
                     break
-        if state.free_percent < floor:
+        if suspended:
+            pass
+        elif state.free_percent < floor:
             for record in self._checked(iter(self.index)):
                 if kept(record, self.policy, self._chain_held) or not record.get("recording") \
                         or record.get("offloaded_at"):
