@@ -75,6 +75,13 @@ def callrec(*args: str, timeout: float = 120, env: dict[str, str] | None = None)
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+def listed_calls(data: Path) -> list[dict[str, Any]]:
+    """Every call `callrec calls list --json` shows for a data directory, oldest first."""
+    out = callrec("calls", "list", "--json", "--data", str(data))
+    assert out.returncode == 0, out.stderr
+    return sorted((json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["call_id"])
+
+
 def run_simulation(work: Path, lines: list[dict[str, Any]], *extra: str, config: str | None = None,
                    data: Path | None = None) -> SimResult:
     """Write a scenario (lines of (at, signal, value) events; each line's noise audio made when

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import callrec, run_simulation
+from conftest import callrec, listed_calls, run_simulation
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,6 @@ def data(recorded: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(recorded[0], copy, ignore=shutil.ignore_patterns("*.lock", "control.sock"))
     return copy
-
-
-def _calls(data: Path) -> list[dict[str, Any]]:
-    out = callrec("calls", "list", "--json", "--data", str(data))
-    assert out.returncode == 0, out.stderr
-    return sorted((json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["call_id"])
 
 
 def _verify(data: Path, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -71,7 +65,7 @@ def test_verify_passes_on_an_untouched_data_dir_and_prints_the_device_key(data):
 
 def test_each_call_record_carries_its_hashes_and_the_previous_entry(recorded, data):
     _, events = recorded
-    records = _calls(data)
+    records = listed_calls(data)
     heads = [e["chain_head"] for e in events if e["type"] == "recording.saved"]
     assert len(heads) == 3 and all(heads)
     prev = "0" * 64
@@ -84,7 +78,7 @@ def test_each_call_record_carries_its_hashes_and_the_previous_entry(recorded, da
 
 
 def test_a_flipped_byte_of_audio_is_named_by_call_id(data):
-    record = _calls(data)[0]
+    record = listed_calls(data)[0]
     audio = _audio(data, record)
     raw = bytearray(audio.read_bytes())
     raw[len(raw) // 2] ^= 0x01
@@ -94,7 +88,7 @@ def test_a_flipped_byte_of_audio_is_named_by_call_id(data):
 
 
 def test_an_edited_sidecar_field_is_named(data):
-    record = _calls(data)[1]
+    record = listed_calls(data)[1]
     sidecar = _sidecar(data, record)
     body = json.loads(sidecar.read_text())
     body["caller_number"] = "0120999999"
@@ -104,14 +98,14 @@ def test_an_edited_sidecar_field_is_named(data):
 
 
 def test_a_deleted_file_is_missing_not_deleted(data):
-    record = _calls(data)[2]
+    record = listed_calls(data)[2]
     _audio(data, record).unlink()
     code, report = _verify(data)
     assert code == 1 and (record["call_id"], "file missing") in _problems(report)
 
 
 def test_a_deleted_index_entry_is_named(data):
-    record = _calls(data)[0]
+    record = listed_calls(data)[0]
     with sqlite3.connect(data / "index.sqlite") as db:
         db.execute("DELETE FROM documents WHERE call_id = ?", (record["call_id"],))
     code, report = _verify(data)
@@ -119,7 +113,7 @@ def test_a_deleted_index_entry_is_named(data):
 
 
 def test_an_altered_index_entry_is_named_with_the_field(data):
-    record = _calls(data)[1]
+    record = listed_calls(data)[1]
     with sqlite3.connect(data / "index.sqlite") as db:
         (body,) = db.execute("SELECT body FROM documents WHERE call_id = ?", (record["call_id"],)).fetchone()
         changed = {**json.loads(body), "duration_s": 1.0}
@@ -130,7 +124,7 @@ def test_an_altered_index_entry_is_named_with_the_field(data):
 
 
 def test_two_swapped_recordings_are_both_named(data):
-    first, second = _calls(data)[:2]
+    first, second = listed_calls(data)[:2]
     a, b = _audio(data, first), _audio(data, second)
     a_bytes, b_bytes = a.read_bytes(), b.read_bytes()
     a.write_bytes(b_bytes)
@@ -141,7 +135,7 @@ def test_two_swapped_recordings_are_both_named(data):
 
 
 def test_a_truncated_file_is_named(data):
-    record = _calls(data)[2]
+    record = listed_calls(data)[2]
     audio = _audio(data, record)
     audio.write_bytes(audio.read_bytes()[:1000])
     code, report = _verify(data)
@@ -149,7 +143,7 @@ def test_a_truncated_file_is_named(data):
 
 
 def test_a_file_nobody_indexed_is_named(data):
-    record = _calls(data)[0]
+    record = listed_calls(data)[0]
     stranger = _audio(data, record).with_name("20261201T000000000Z-L1-dead.flac")
     shutil.copy(_audio(data, record), stranger)
     code, report = _verify(data)
@@ -157,7 +151,7 @@ def test_a_file_nobody_indexed_is_named(data):
 
 
 def test_an_edited_audit_line_breaks_the_audit_chain(data):
-    assert callrec("hold", _calls(data)[0]["call_id"], "--reason", "dispute", "--data", str(data)).returncode == 0
+    assert callrec("hold", listed_calls(data)[0]["call_id"], "--reason", "dispute", "--data", str(data)).returncode == 0
     audit = data / "evidence" / "audit.jsonl"
     lines = audit.read_text().splitlines()
     lines[-1] = lines[-1].replace("dispute", "routine")
@@ -171,7 +165,7 @@ def test_a_rewritten_chain_entry_with_a_fresh_hash_fails_the_signature(data):
     cannot sign it: the device key's signature no longer verifies."""
     from callrec.evidence.ledger import entry_hash
 
-    record = _calls(data)[0]
+    record = listed_calls(data)[0]
     audio = _audio(data, record)
     raw = bytearray(audio.read_bytes())
     raw[-10] ^= 0xFF
@@ -207,14 +201,14 @@ def test_verify_against_a_pinned_key_of_another_device_fails(data, tmp_path):
 
 
 def test_prune_deletes_by_policy_keeps_held_calls_and_verify_tells_deleted_from_missing(data):
-    held, *others = _calls(data)
+    held, *others = listed_calls(data)
     assert callrec("hold", held["call_id"], "--reason", "court case 12", "--data", str(data)).returncode == 0
     dry = callrec("prune", "--dry-run", "--now", "2099-01-01T00:00:00Z", "--data", str(data))
     assert dry.returncode == 0 and dry.stdout.count("would delete") == 2
-    assert len(_calls(data)) == 3, "a dry run deletes nothing"
+    assert len(listed_calls(data)) == 3, "a dry run deletes nothing"
     out = callrec("prune", "--now", "2099-01-01T00:00:00Z", "--data", str(data))
     assert out.returncode == 0 and out.stdout.count("deleted 2") == 2 or out.stdout.count("deleted ") == 2, out.stdout
-    remaining = _calls(data)
+    remaining = listed_calls(data)
     assert [r["call_id"] for r in remaining] == [held["call_id"]]
     assert remaining[0]["hold"]["reason"] == "court case 12"
     for record in others:
@@ -223,7 +217,7 @@ def test_prune_deletes_by_policy_keeps_held_calls_and_verify_tells_deleted_from_
     assert code == 0 and report["deleted"] == 2, report
     assert callrec("release", held["call_id"], "--data", str(data)).returncode == 0
     assert callrec("prune", "--now", "2099-01-01T00:00:00Z", "--data", str(data)).returncode == 0
-    assert _calls(data) == []
+    assert listed_calls(data) == []
     code, report = _verify(data)
     assert code == 0 and report["deleted"] == 3
     kinds = [json.loads(line)["kind"] for line in (data / "evidence" / "chain.jsonl").read_text().splitlines()]
@@ -231,7 +225,7 @@ def test_prune_deletes_by_policy_keeps_held_calls_and_verify_tells_deleted_from_
 
 
 def test_retention_per_direction_on_an_injected_clock(data, tmp_path):
-    records = _calls(data)
+    records = listed_calls(data)
     config = tmp_path / "r.toml"
     config.write_text("[retention]\ndays = 30\ninbound_days = 1\n")
     started = min(r["started_at"] for r in records)
@@ -244,7 +238,7 @@ def test_retention_per_direction_on_an_injected_clock(data, tmp_path):
 
 
 def test_export_bundle_holds_recordings_records_purpose_manifest_and_chain_proof(data, tmp_path):
-    record = _calls(data)[1]
+    record = listed_calls(data)[1]
     bundle = tmp_path / "bundle.zip"
     out = callrec("export", "--call", record["call_id"], "--out", str(bundle), "--data", str(data))
     assert out.returncode == 0, out.stderr
@@ -273,7 +267,7 @@ def test_export_bundle_holds_recordings_records_purpose_manifest_and_chain_proof
 
 
 def test_the_audit_log_says_who_held_exported_and_deleted(data, tmp_path):
-    record = _calls(data)[0]
+    record = listed_calls(data)[0]
     callrec("hold", record["call_id"], "--reason", "r", "--data", str(data))
     callrec("export", "--call", record["call_id"], "--out", str(tmp_path / "b.zip"), "--data", str(data))
     callrec("release", record["call_id"], "--data", str(data))
@@ -295,14 +289,14 @@ def test_hold_and_release_refuse_unknown_calls_without_a_traceback(data):
 
 
 def test_a_lost_index_is_rebuilt_with_chain_links_and_holds_and_still_verifies(data):
-    held = _calls(data)[0]
+    held = listed_calls(data)[0]
     assert callrec("hold", held["call_id"], "--reason", "claim 7", "--data", str(data)).returncode == 0
     (data / "index.sqlite").unlink()
     for extra in data.glob("index.sqlite-*"):
         extra.unlink()
     out = callrec("recover", "--data", str(data))
     assert out.returncode == 0, out.stdout + out.stderr
-    records = {r["call_id"]: r for r in _calls(data)}
+    records = {r["call_id"]: r for r in listed_calls(data)}
     assert len(records) == 3 and all(r["chain"] for r in records.values())
     assert records[held["call_id"]]["hold"]["reason"] == "claim 7", "a legal hold outlives the index"
     code, report = _verify(data)

@@ -28,7 +28,7 @@ import pytest
 
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
-from viewer_support import CALLER, PASSWORDS, ROLES, record_calls, viewer_for  # noqa: E402
+from viewer_support import CALLER, PASSWORDS, ROLES, record_calls, serving, viewer_for  # noqa: E402
 
 WHO = ("anonymous", "listener", "supervisor", "officer")
 NAME_OF = {role: name for name, role in ROLES.items()}
@@ -512,24 +512,12 @@ def test_thirty_wrong_passwords_at_once_to_the_server_get_no_more_password_check
 @contextmanager
 def _served_as_the_viewer_command(viewer: Any, trusted_proxies: list[str]) -> Iterator[str]:
     """The viewer under uvicorn with the very options `serve()` hands to `uvicorn.run`, in a thread."""
-    import uvicorn
-    from archive_support import free_port
     from callrec.viewer.app import build_app
     from callrec.viewer.commands import server_options
 
-    port = free_port()
-    web = uvicorn.Server(uvicorn.Config(build_app(viewer), **server_options(f"127.0.0.1:{port}",
-                                                                           trusted_proxies=trusted_proxies)))
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not web.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        web.should_exit = True
-        thread.join(20)
+    with serving(build_app(viewer), lambda port: server_options(f"127.0.0.1:{port}",
+                                                                trusted_proxies=trusted_proxies)) as url:
+        yield url
 
 
 @pytest.mark.parametrize(("trusted", "counted", "not_counted"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +81,9 @@ def have_chromium() -> bool:
 
 
 @contextmanager
-def serving(app: object) -> Iterator[str]:
-    """The ASGI app under uvicorn on a free loopback port, in a thread: yields its base URL."""
+def serving(app: object, options: Callable[[int], dict[str, Any]] | None = None) -> Iterator[str]:
+    """The ASGI app under uvicorn on a free loopback port, in a thread: yields its base URL.
+    `options`: uvicorn's settings for that port (default: loopback, warnings only)."""
     import threading
     import time
 
@@ -90,17 +91,18 @@ def serving(app: object) -> Iterator[str]:
     from archive_support import free_port
 
     port = free_port()
-    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))  # type: ignore[arg-type]
+    settings = options(port) if options is not None else {"host": "127.0.0.1", "port": port, "log_level": "warning"}
+    web = uvicorn.Server(uvicorn.Config(app, **settings))  # type: ignore[arg-type]
     thread = threading.Thread(target=web.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 20
     while not web.started and time.monotonic() < deadline:
         time.sleep(0.05)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         web.should_exit = True
-        thread.join(10)
+        thread.join(20)
 
 
 @contextmanager

@@ -13,16 +13,10 @@ from callrec.events import EventBus
 from callrec.evidence import Evidence
 from callrec.privacy import ALARM_FULL, ALARM_LOW, DiskState, Keeper
 from callrec.store import CallIndex, Journal
-from conftest import callrec, noise_wav, scenario_toml
+from conftest import callrec, listed_calls, noise_wav, scenario_toml
 from fault_support import small_disk  # noqa: F401 - fixture
 
 LOUD = 0.3
-
-
-def _calls(data: Path) -> list[dict]:
-    out = callrec("calls", "list", "--json", "--data", str(data))
-    assert out.returncode == 0, out.stderr
-    return sorted((json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["call_id"])
 
 
 def _run(tmp_path: Path, data: Path, config: Path, name: str, events: list) -> list[dict]:
@@ -40,7 +34,7 @@ def test_the_guard_deletes_the_oldest_unheld_recording_and_keeps_held_ones(tmp_p
     config.write_text('[storage]\nformat = "wav"\n[retention]\nmin_free_percent = 30\n')
     _run(tmp_path, data, config, "first", [(0.5, "hook", "off"), (3.5, "hook", "on"),
                                            (5.0, "hook", "off"), (8.0, "hook", "on")])
-    held, oldest_unheld = _calls(data)
+    held, oldest_unheld = listed_calls(data)
     assert callrec("hold", held["call_id"], "--reason", "claim", "--data", str(data)).returncode == 0
     total, _used, free = shutil.disk_usage(disk)
     ballast = disk / "ballast"
@@ -53,7 +47,7 @@ def test_the_guard_deletes_the_oldest_unheld_recording_and_keeps_held_ones(tmp_p
     assert oldest_unheld["call_id"] in [e["call_id"] for e in deleted], deleted
     assert held["call_id"] not in [e["call_id"] for e in deleted]
     assert all("disk guard" in e["reason"] for e in deleted)
-    left = {r["call_id"] for r in _calls(data)}
+    left = {r["call_id"] for r in listed_calls(data)}
     assert held["call_id"] in left and oldest_unheld["call_id"] not in left
     raised = {e["id"] for e in events if e["type"] == "alarm.raised"}
     assert ALARM_LOW in raised

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ONE_LINE_ON_FILE_PCMS, callrec, file_pcms, run_simulation
+from conftest import ONE_LINE_ON_FILE_PCMS, callrec, file_pcms, listed_calls, run_simulation
 
 TESTS = Path(__file__).resolve().parents[1]
 LATER = "2099-01-01T00:00:00Z"
@@ -43,12 +43,6 @@ def data(recorded: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "data"
     shutil.copytree(recorded, copy, ignore=shutil.ignore_patterns("*.lock", "control.sock", ".lock"))
     return copy
-
-
-def _calls(data: Path) -> list[dict[str, Any]]:
-    out = callrec("calls", "list", "--json", "--data", str(data))
-    assert out.returncode == 0, out.stderr
-    return sorted((json.loads(line) for line in out.stdout.splitlines()), key=lambda r: r["call_id"])
 
 
 def _verify(data: Path, *extra: str) -> tuple[int, dict[str, Any]]:
@@ -98,14 +92,14 @@ def _forget_call(data: Path, record: dict[str, Any]) -> None:
 
 
 def test_a_hold_taken_out_of_the_index_keeps_the_call_through_prune_and_verify_names_it(data):
-    held = _calls(data)[0]
+    held = listed_calls(data)[0]
     _hold(data, held["call_id"])
     _edit_index(data, held["call_id"], hold=None)
     code, report = _verify(data)
     assert code == 1 and (held["call_id"], "hold missing from the index") in _problems(report), report
     out = callrec("prune", "--now", LATER, "--data", str(data))
     assert out.returncode == 0, out.stderr
-    assert held["call_id"] in {r["call_id"] for r in _calls(data)}, "the chain's hold keeps the call"
+    assert held["call_id"] in {r["call_id"] for r in listed_calls(data)}, "the chain's hold keeps the call"
     assert (data / held["recording"]["path"]).exists()
     assert "hold" in out.stderr and held["call_id"] in out.stderr, "the disagreement is logged"
     code, report = _verify(data)
@@ -113,7 +107,7 @@ def test_a_hold_taken_out_of_the_index_keeps_the_call_through_prune_and_verify_n
 
 
 def test_the_chains_last_hold_line_cut_is_named_and_the_index_hold_still_keeps_the_call(data):
-    held = _calls(data)[1]
+    held = listed_calls(data)[1]
     _hold(data, held["call_id"])
     chain = _ledger(data, "chain")
     lines = _lines(chain)
@@ -122,14 +116,14 @@ def test_the_chains_last_hold_line_cut_is_named_and_the_index_hold_still_keeps_t
     code, report = _verify(data)
     assert code == 1 and (held["call_id"], "hold not in the chain") in _problems(report), report
     assert callrec("prune", "--now", LATER, "--data", str(data)).returncode == 0
-    assert [r["call_id"] for r in _calls(data)] == [held["call_id"]], "either source saying held keeps the call"
+    assert [r["call_id"] for r in listed_calls(data)] == [held["call_id"]], "either source saying held keeps the call"
 
 
 def test_a_call_deleted_while_under_hold_is_named(data):
     """The record the old prune left (hold -> deleted, no release), written behind the device's back."""
     from callrec.evidence import Evidence
 
-    held = _calls(data)[2]
+    held = listed_calls(data)[2]
     _hold(data, held["call_id"])
     _forget_call(data, held)
     Evidence.open(data).chain.note("deleted", held["call_id"], by="cli:someone", reason="retention")
@@ -138,11 +132,11 @@ def test_a_call_deleted_while_under_hold_is_named(data):
 
 
 def test_a_release_then_prune_is_clean(data):
-    held = _calls(data)[0]
+    held = listed_calls(data)[0]
     _hold(data, held["call_id"])
     assert callrec("release", held["call_id"], "--data", str(data)).returncode == 0
     assert callrec("prune", "--now", LATER, "--data", str(data)).returncode == 0
-    assert _calls(data) == []
+    assert listed_calls(data) == []
     code, report = _verify(data)
     assert code == 0, report
 
@@ -156,7 +150,7 @@ def test_the_chains_tail_cut_with_its_call_is_named_by_the_journals_witness(data
     chain = _ledger(data, "chain")
     lines = _lines(chain)
     last = json.loads(lines[-1])
-    record = next(r for r in _calls(data) if r["call_id"] == last["call_id"])
+    record = next(r for r in listed_calls(data) if r["call_id"] == last["call_id"])
     _forget_call(data, record)
     chain.write_bytes(b"".join(lines[:-1]))
     code, report = _verify(data)
@@ -216,7 +210,7 @@ def _wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
 @pytest.mark.parametrize("action", ["export", "hold", "prune"])
 def test_the_audit_tail_dropped_after_a_cli_action_is_named_by_the_running_services_witness(data, tmp_path,
                                                                                             action):
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     service = _run_service(tmp_path, data)
     try:
         _wait_for(lambda: (data / "control.sock").exists() or (tmp_path / "control.sock").exists(),
@@ -274,7 +268,7 @@ def test_every_archived_ledger_segment_comes_with_a_signed_witness_of_both_heads
 
 
 def test_the_audit_tail_dropped_after_an_archived_export_is_named_by_the_archives_witness(data, tmp_path):
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     assert callrec("export", "--call", call_id, "--out", str(tmp_path / "b.zip"), "--data", str(data)).returncode == 0
     archive, config = _archived(tmp_path, data)
     for journal in data.glob("journal.sqlite*"):   # the local witness gone too
@@ -290,7 +284,7 @@ def test_the_audit_tail_dropped_after_an_archived_export_is_named_by_the_archive
 
 
 def test_a_deleted_archived_audit_segment_is_named_by_verify_archive(data, tmp_path):
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     archive, config = _archived(tmp_path, data)
     _hold(data, call_id)   # a second audit segment (and chain segment) follows
     assert callrec("archive", "sync", "--once", "--data", str(data), "--config", str(config)).returncode == 0
@@ -315,7 +309,7 @@ def test_a_deleted_archived_audit_segment_is_named_by_verify_archive(data, tmp_p
 
 
 def test_a_deleted_archived_chain_tail_segment_is_named_by_verify_archive(data, tmp_path):
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     archive, config = _archived(tmp_path, data)
     _hold(data, call_id)
     assert callrec("archive", "sync", "--once", "--data", str(data), "--config", str(config)).returncode == 0
@@ -372,7 +366,7 @@ def _plant_part_of_a_finished_call(data: Path, record: dict[str, Any]) -> Path:
 @pytest.mark.parametrize("plant", [_plant_copy_in_another_day, _plant_wav_beside, _plant_mp3,
                                    _plant_orphan_sidecar, _plant_stray_part, _plant_part_of_a_finished_call])
 def test_a_planted_file_is_named_with_its_path(data, plant):
-    planted = plant(data, _calls(data)[0])
+    planted = plant(data, listed_calls(data)[0])
     code, report = _verify(data)
     relative = str(planted.relative_to(data))
     named = [p for p in report["problems"] if relative in p["detail"]]
@@ -389,7 +383,7 @@ def test_a_hostile_ledger_line_is_a_reported_problem_never_a_traceback(data, led
         handle.write(line + b"\n")
     code, report = _verify(data)
     assert code == 1 and report["problems"], report
-    out = callrec("hold", _calls(data)[0]["call_id"], "--reason", "after the bad line", "--data", str(data))
+    out = callrec("hold", listed_calls(data)[0]["call_id"], "--reason", "after the bad line", "--data", str(data))
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
     last = json.loads(_lines(path)[-1])
     assert isinstance(last["seq"], int) and last["seq"] > 1, "appends go on after the last readable entry"
@@ -411,7 +405,7 @@ def test_the_service_starts_over_a_hostile_chain_line(data, tmp_path):
 def test_a_chain_cut_after_it_was_archived_is_not_shipped_or_witnessed_and_verify_names_it(data, tmp_path):
     """Cut the chain's last hold (index hold out too), let the device append as if nothing happened:
     the uploader must not write a witness vouching for the new last entry, and verify must name it."""
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     _hold(data, call_id)
     archive, config = _archived(tmp_path, data)
     witnesses_before = sorted((archive / "d1" / "witness").iterdir())
@@ -436,7 +430,7 @@ def test_prune_on_the_command_line_refuses_while_the_chain_lacks_the_head_the_se
     from callrec.evidence import read_heads
     from callrec.store import Journal
 
-    call_id = _calls(data)[0]["call_id"]
+    call_id = listed_calls(data)[0]["call_id"]
     _hold(data, call_id)
     journal = Journal(data / "journal.sqlite")
     EventBus(journal).emit(Event("evidence.head", None, None, time.time(), read_heads(data).fields()))
@@ -444,7 +438,7 @@ def test_prune_on_the_command_line_refuses_while_the_chain_lacks_the_head_the_se
     chain = _ledger(data, "chain")
     chain.write_bytes(b"".join(_lines(chain)[:-1]))
     _edit_index(data, call_id, hold=None)
-    before = {c["call_id"] for c in _calls(data)}
+    before = {c["call_id"] for c in listed_calls(data)}
     out = callrec("prune", "--now", LATER, "--data", str(data))
     assert out.returncode == 1 and "nothing was deleted" in out.stderr, out.stdout + out.stderr
-    assert {c["call_id"] for c in _calls(data)} == before
+    assert {c["call_id"] for c in listed_calls(data)} == before
