@@ -147,3 +147,17 @@ def test_after_a_restart_a_chain_that_lost_the_witnessed_head_is_not_witnessed(t
     assert latest_head(bus.journal).chain.seq == 2
     again.stop()
     bus.journal.close()
+
+
+def test_an_entry_far_from_the_end_is_found_by_its_seq(tmp_path):
+    """`hash_at` reads back from the end in growing windows: a witnessed head is usually among the
+    last entries, but one far back (a quiet device's old witness) is found too, and a missing one is not."""
+    from callrec.evidence import Ledger
+
+    evidence = Evidence.open(tmp_path)
+    entries = [evidence.chain.note("hold", f"c{n}", by="cli:test", reason="r" * 200) for n in range(600)]
+    ledger = Ledger(tmp_path / "evidence" / "chain.jsonl")
+    assert (tmp_path / "evidence" / "chain.jsonl").stat().st_size > 4 * 64 * 1024
+    for entry in (entries[0], entries[299], entries[-1]):
+        assert ledger.hash_at(entry["seq"]) == entry["hash"]
+    assert ledger.hash_at(len(entries) + 1) is None and ledger.hash_at(0) is None

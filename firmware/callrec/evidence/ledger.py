@@ -160,9 +160,7 @@ class Ledger:
                 while True:
                     start = max(0, size - window)
                     handle.seek(start)
-                    lines = handle.read(size - start).splitlines()
-                    if start > 0 and lines:
-                        lines.pop(0)   # the window may begin inside a line
+                    lines = _window_lines(handle.read(size - start), start)
                     lowest = None
                     for raw in reversed(lines):
                         with contextlib.suppress(ValueError):
@@ -196,9 +194,7 @@ class Ledger:
                             self.path, keep)
                 os.truncate(self.path, keep)
             tail = tail[: cut + 1] if cut >= 0 else b""
-        lines = tail.splitlines()
-        if start > 0 and lines:
-            lines.pop(0)   # the window may begin inside a line
+        lines = _window_lines(tail, start)
         while lines:
             with contextlib.suppress(ValueError):
                 entry = parse_line(lines[-1])
@@ -269,6 +265,15 @@ def check_lines(lines: Iterable[bytes], public: Ed25519PublicKey | None) -> tupl
         prev = str(entry.get("hash"))
         expected_seq = (seq + 1) if seq is not None else expected_seq + 1
     return problems, count
+
+
+def _window_lines(data: bytes, start: int) -> list[bytes]:
+    """The lines of bytes read from `start` to the end; a window that begins inside a line (not at
+    the file's start) drops that cut first line."""
+    lines = data.splitlines()
+    if start > 0 and lines:
+        lines.pop(0)
+    return lines
 
 
 def _is_hex(value: Any) -> bool:
