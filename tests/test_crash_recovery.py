@@ -92,3 +92,21 @@ def test_recover_refuses_to_run_beside_a_live_service_on_the_same_data(tmp_path)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+def test_deeply_nested_part_metadata_or_sidecar_is_damaged_metadata_not_a_traceback(tmp_path):
+    """Anyone with the card can write these files; json raises RecursionError on deep nesting, and a
+    traceback at start would be a crash loop. The audio is still recovered, the index rebuilt."""
+    data, call_id, _killed_at = _start_call_and_kill(tmp_path, 3.0)
+    (meta,) = data.rglob("*.part.json")
+    meta.write_text("[" * 100_000)
+    out = callrec("recover", "--data", str(data))
+    assert "Traceback" not in out.stderr, out.stderr
+    record = json.loads(callrec("calls", "show", call_id, "--data", str(data)).stdout)
+    assert record["status"] == "recovered"
+    (sidecar,) = data.rglob(f"{call_id}.json")
+    sidecar.write_text("[" * 100_000)
+    (data / "index.sqlite").unlink()
+    out = callrec("recover", "--data", str(data))
+    assert "Traceback" not in out.stderr, out.stderr
+    assert call_id in callrec("calls", "list", "--data", str(data)).stdout

@@ -172,3 +172,13 @@ def test_a_flood_from_everywhere_is_audited_at_most_overall_per_window():
     summary = log.flush()
     assert summary is not None and summary["suppressed"] == 1000 - AUDIT_OVERALL
     assert "900 more failures suppressed" in summary["message"]
+
+
+def test_a_users_file_nested_too_deeply_is_a_users_error_not_a_traceback(tmp_path):
+    import pytest
+    from callrec.viewer.users import Users, UsersError
+
+    path = tmp_path / "users.json"
+    path.write_text("[" * 100_000)
+    with pytest.raises(UsersError, match="not a callrec users file"):
+        Users(path).names()

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile
 
+from callrec.evidence import parse_json
 from callrec.privacy import EncryptedPartFile, Recipients, decrypt_frames, encrypt_stream, scan_frames
 from callrec.recording.diskerrors import DiskWrites, describe_error, disk_errors, with_path
 from callrec.store import CallRecord, SlotFile, SlotTooSmall, fsync_directory
@@ -262,10 +263,7 @@ def read_part_meta(meta_path: Path) -> dict[str, Any]:
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise ValueError(str(error)) from None
+    data = parse_json(raw)   # anyone with the card can write it: deep nesting is a ValueError too
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     return data

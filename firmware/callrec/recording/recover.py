@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import re
@@ -40,7 +39,7 @@ import soundfile
 
 from callrec.errors import CallrecError
 from callrec.events import Event, EventBus, utc_iso
-from callrec.evidence import Chain, link
+from callrec.evidence import Chain, link, parse_json
 from callrec.privacy import scan_frames
 from callrec.recording.diskerrors import describe_error
 from callrec.recording.files import (
@@ -407,8 +406,8 @@ def _reindex(data_dir: Path, fmt: str, index: CallIndex, found: _Found, result: 
 
 def _sidecar_record(path: Path) -> dict[str, Any] | None:
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        record = parse_json(path.read_bytes())   # deep nesting, bad UTF-8: a ValueError like the rest
+    except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from callrec.errors import CallrecError
-from callrec.evidence import check_password, hash_password
+from callrec.evidence import check_password, hash_password, parse_json
 from callrec.viewer.throttle import ADDRESS_MAX_FAILURES, PAIR_MAX_FAILURES, WINDOW_S, Lockout
 
 ROLES = ("listener", "supervisor", "officer")
@@ -56,7 +56,7 @@ class Users:
 
     def _load(self) -> dict[str, dict[str, str]]:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = parse_json(self.path.read_bytes())   # deep nesting, bad UTF-8: ValueError too
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as error:
