@@ -13,6 +13,7 @@ from typing import Any
 
 from callrec.archive.port import ArchiveError, ArchiveTarget, sha256_of
 from callrec.evidence import (
+    Heads,
     Report,
     Witness,
     WitnessUnavailable,
@@ -114,18 +115,30 @@ class DeviceArchive:
             return None
 
 
-def archive_witness(device: DeviceArchive, public: Any) -> Witness | None:
-    """The archive's newest witness of this device's heads, for `verify` on the device (None: the
-    archive holds none yet). WitnessUnavailable when it cannot be used; ArchiveError when the
-    archive cannot be read."""
+def _newest_witness(device: DeviceArchive, public: Any) -> tuple[str, Heads, str | None, bool] | None:
+    """(key, heads, when, signed) of the archive's newest witness of the heads, or None when it holds
+    none; ValueError when it is unreadable, ArchiveError when the archive cannot be read."""
     found = device.newest_witness()
     if found is None:
         return None
     key, raw = found
     try:
-        heads, at, signed = read_witness_document(raw, public)
+        return (key, *read_witness_document(raw, public))
     except ValueError as error:
-        raise WitnessUnavailable(f"the archive's witness {key} is unreadable ({error})") from None
+        raise ValueError(f"{key}: {error}") from None
+
+
+def archive_witness(device: DeviceArchive, public: Any) -> Witness | None:
+    """The archive's newest witness of this device's heads, for `verify` on the device (None: the
+    archive holds none yet). WitnessUnavailable when it cannot be used; ArchiveError when the
+    archive cannot be read."""
+    try:
+        found = _newest_witness(device, public)
+    except ValueError as error:
+        raise WitnessUnavailable(f"the archive's witness is unreadable ({error})") from None
+    if found is None:
+        return None
+    key, heads, at, signed = found
     if not signed:
         raise WitnessUnavailable(f"the archive's witness {key} is not signed by this device's key: not compared")
     return Witness(f"the archive ({key})", at, heads)
@@ -224,17 +237,16 @@ def _check_segments(device: DeviceArchive, report: Report) -> None:
 def _check_witness(device: DeviceArchive, public: Any, ledgers: dict[str, list[dict[str, Any]]],
                    report: Report) -> None:
     """The archive's ledgers against its newest signed witness: a tail segment deleted is named."""
-    found = device.newest_witness()
+    try:
+        found = _newest_witness(device, public)
+    except ValueError as error:
+        report.add(None, "witness unreadable", str(error))
+        return
     if found is None:
         report.notes.append(f"{device.device_id}/witness/ holds no witness of the heads (archived by a device "
                             "from before witnesses): a deleted tail segment cannot be told")
         return
-    key, raw = found
-    try:
-        heads, at, signed = read_witness_document(raw, public)
-    except ValueError as error:
-        report.add(None, "witness unreadable", f"{key}: {error}")
-        return
+    key, heads, at, signed = found
     if not signed:
         report.add(None, "witness signature invalid", f"{key} is not signed by the device key {report.public_key}")
         return

@@ -152,22 +152,14 @@ def check_heads(witnesses: Sequence[Witness], ledgers: Mapping[str, Iterable[dic
                 last = max(last, int(entry["seq"]))
                 if entry["seq"] in wanted:
                     hashes[int(entry["seq"])] = str(entry["hash"])
-        found = [result for witness in witnesses if (result := compare(witness, name, hashes, last, where))]
-        tails = [result for result in found if result[0].endswith("tail missing")]
-        rewrites = [result for result in found if result[0].endswith("rewritten")]
+        found = [(head.seq, result) for witness in witnesses
+                 if (head := witness.heads.of(name)) and (result := compare(witness, name, hashes, last, where))]
+        tails = [(seq, result) for seq, result in found if result[0].endswith("tail missing")]
+        rewrites = [result for _seq, result in found if result[0].endswith("rewritten")]
         if tails:
-            report.add(None, *max(tails, key=lambda result: _witnessed_seq(result[1])))
+            report.add(None, *max(tails, key=lambda pair: pair[0])[1])   # the witness that saw furthest
         if rewrites:
             report.add(None, *rewrites[0])
-
-
-def _witnessed_seq(detail: str) -> int:
-    """The end of the missing range a tail-missing detail names ("seq 41–43 witnessed …")."""
-    words = detail.split(" ", 2)
-    try:
-        return int(words[1].split("–")[-1])
-    except (IndexError, ValueError):
-        return 0
 
 
 def _journal_witness(data_dir: Path, report: Report) -> list[Witness]:

@@ -262,12 +262,7 @@ class Keeper:
         if floor <= 0:
             return state
         suspended = state.free_percent < floor and not self._may_delete()
-        if suspended:
-            self._raise(ALARM_FULL, "critical", f"the disk is {100 - state.free_percent:.1f} % full and the guard "
-                                                "deletes nothing while the evidence chain does not hold what the "
-                                                "device witnessed (alarm retention.suspended): new calls are recorded "
-                                                "until the disk is full; run `callrec verify`")
-        elif state.free_percent < floor and self.keep_local_days is not None:
+        if not suspended and state.free_percent < floor and self.keep_local_days is not None:
             # first what costs nothing: local copies the archive already holds
             for record in self._checked(iter(self.index)):
                 if not record.get("archived_at") or record.get("offloaded_at") or self._held(record):
@@ -277,7 +272,10 @@ class Keeper:
                 if state.free_percent >= floor:
                     break
         if suspended:
-            pass
+            self._raise(ALARM_FULL, "critical", f"the disk is {100 - state.free_percent:.1f} % full and the guard "
+                                                "deletes nothing while the evidence chain does not hold what the "
+                                                "device witnessed (alarm retention.suspended): new calls are recorded "
+                                                "until the disk is full; run `callrec verify`")
         elif state.free_percent < floor:
             for record in self._checked(iter(self.index)):
                 if kept(record, self.policy, self._chain_held) or not record.get("recording") \
