@@ -81,7 +81,11 @@ def test_space_freed_during_a_call_lets_the_next_call_record_with_no_restart(tmp
     filler = fill_disk(disk)
     run = start_simulate(tmp_path / "s.toml", data, "--realtime")
     first = run.until(lambda e: e["type"] == "call.started")
-    time.sleep(3.0)   # well after the recorder's first attempt, even on a loaded machine
+    started = time.monotonic()
+    # the recorder's first refusal seen (on a loaded machine it can come seconds after the off-hook),
+    # and the call at least 3 s old: what it missed is a gap of a few seconds
+    run.until(lambda e: e["type"] == "alarm.raised" and e.get("id") == "storage", timeout=8)
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - started)))
     filler.unlink()   # the technician makes room while the first call goes on
     assert run.finish() == 0, run.stderr_tail()
     ended = {e["call_id"]: e for e in run.of_type("call.ended")}
