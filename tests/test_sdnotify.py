@@ -187,3 +187,71 @@ def test_watchdog_without_systemd_watchdog_never_pings(
     assert not dog.enabled
     assert dog.beat(True) is False
     assert listener.nothing_pending()
+
+
+# The service's children (chronyc, timedatectl, systemctl, whatever a library forks) must not
+# inherit systemd's variables: a child that notifies is refused by PID 1 ("reception only permitted
+# for main PID") and a child that pings the watchdog would hide the parent's hang.
+SERVICE = """
+import os, subprocess, sys
+from callrec.app import sdnotify
+sdnotify.claim_environment()
+child_env = subprocess.run(
+    [sys.executable, "-c", "import os; print(sorted(k for k in os.environ if k in "
+     "('NOTIFY_SOCKET', 'WATCHDOG_USEC', 'WATCHDOG_PID')))"],
+    capture_output=True, text=True, check=True).stdout.strip()
+child_notify = subprocess.run(
+    [sys.executable, "-c", "from callrec.app import sdnotify; raise SystemExit(3 if sdnotify.ready('child') else 0)"]
+).returncode
+forked = os.fork()
+if forked == 0:   # a forked child keeps the module's state, not only the environment
+    os._exit(3 if sdnotify.ready("forked") or sdnotify.watchdog_interval() else 0)
+forked_status = os.waitstatus_to_exitcode(os.waitpid(forked, 0)[1])
+print(child_env, child_notify, forked_status, sdnotify.watchdog_interval())
+sdnotify.ready("parent")
+"""
+
+
+def _as_systemd_starts_it(code: str, listener_path: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run `code` the way systemd starts the service: NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID
+    (its own PID: `exec` keeps the shell's) in its environment."""
+    env = {**os.environ, "NOTIFY_SOCKET": listener_path, "WATCHDOG_USEC": "4000000", **extra}
+    return subprocess.run(["sh", "-c", 'WATCHDOG_PID=$$ exec "$0" -c "$1"', sys.executable, code],
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_claimed_notify_socket_is_not_inherited_by_children_yet_the_service_still_notifies(
+    listener: Listener,
+) -> None:
+    done = _as_systemd_starts_it(SERVICE, os.environ["NOTIFY_SOCKET"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["[]", "0", "0", "4.0"], "children saw systemd's variables"
+    assert listener.receive() == {"READY": "1", "STATUS": "parent"}
+    assert listener.nothing_pending(), "only the main process notified"
+
+
+def test_the_hardware_service_claims_systemds_variables_before_its_first_child(
+    listener: Listener, tmp_path: Path
+) -> None:
+    # hardware_backend() asks the time service (chronyc, timedatectl) first thing: stand-ins on PATH
+    # record the environment they were started with.
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("chronyc", "timedatectl"):
+        (tools / tool).write_text(f'#!/bin/sh\nenv > "{tmp_path}/{tool}.env"\nexit 1\n')
+        (tools / tool).chmod(0o755)
+    code = "from callrec.app import hardware_backend, sdnotify; hardware_backend(None); sdnotify.ready('up')"
+    done = _as_systemd_starts_it(code, os.environ["NOTIFY_SOCKET"], PATH=f"{tools}:{os.environ['PATH']}")
+    assert done.returncode == 0, done.stderr
+    seen = (tmp_path / "chronyc.env").read_text()
+    assert "NOTIFY_SOCKET" not in seen and "WATCHDOG_" not in seen
+    assert listener.receive() == {"READY": "1", "STATUS": "up"}
+
+
+def test_claim_without_systemd_leaves_every_call_a_harmless_noop() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    code = ("from callrec.app import sdnotify; sdnotify.claim_environment(); "
+            "print(sdnotify.ready(), sdnotify.watchdog(), sdnotify.watchdog_interval())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60,
+                          check=True)
+    assert done.stdout.split() == ["False", "False", "None"]

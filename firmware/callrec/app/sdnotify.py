@@ -4,6 +4,13 @@ Why not the `systemd` / `sdnotify` packages: the protocol is one datagram of `KE
 the socket named in `$NOTIFY_SOCKET`, and a dependency (or libsystemd through ctypes) would be more
 code to trust than these lines. Every function is a no-op returning False when the service is not
 run by systemd (development, tests, the simulator), so callers never need to check first.
+
+The service calls `claim_environment()` once at start, before its first thread or child process:
+like sd_notify(3)'s `unset_environment`, it takes `$NOTIFY_SOCKET`, `$WATCHDOG_USEC` and
+`$WATCHDOG_PID` out of the environment, so `chronyc`, `systemctl` or anything a library forks never
+inherits them (PID 1 refuses, and logs, a notification from a process that is not the main one; a
+child pinging the watchdog would hide the parent's hang). The values stay here, for this process's
+own notifications.
 """
 
 from __future__ import annotations
@@ -15,6 +22,34 @@ import time
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+
+# What claim_environment() took out of the environment, and the process that took it: a child
+# made by fork() (no exec) inherits this module's state too, and must not notify on its parent's behalf.
+_claimed: dict[str, str] = {}
+_claimed_by: int | None = None
+
+
+def claim_environment() -> None:
+    """Take systemd's notification variables out of `os.environ` into this module, for this process
+    alone. Call once at start, before any thread or child exists; harmless without systemd and
+    when called again."""
+    global _claimed_by
+    taken = {name: os.environ.pop(name) for name in SYSTEMD_VARIABLES if name in os.environ}
+    if _claimed_by != os.getpid():
+        _claimed.clear()
+        _claimed_by = os.getpid()
+    _claimed.update(taken)
+
+
+def _setting(name: str) -> str | None:
+    """One of systemd's variables: from the environment when it is there (never claimed), else what
+    this very process claimed."""
+    value = os.environ.get(name)
+    if value is None and _claimed_by == os.getpid():
+        value = _claimed.get(name)
+    return value
 
 
 def _address(raw: str) -> str | bytes:
@@ -31,7 +66,7 @@ def notify(**fields: object) -> bool:
     returns False: a lost notification must never take the recorder down, systemd's own timeouts
     cover a service that really stops answering.
     """
-    raw = os.environ.get("NOTIFY_SOCKET")
+    raw = _setting("NOTIFY_SOCKET")
     if not raw or not fields:
         return False
     message = "\n".join(f"{key}={value}" for key, value in fields.items()).encode()
@@ -76,10 +111,10 @@ def watchdog_interval() -> float | None:
     must be our PID (the variables leak to children otherwise, and a child pinging for its parent
     would hide the parent's hang).
     """
-    usec = os.environ.get("WATCHDOG_USEC")
+    usec = _setting("WATCHDOG_USEC")
     if not usec:
         return None
-    pid = os.environ.get("WATCHDOG_PID")
+    pid = _setting("WATCHDOG_PID")
     if pid and pid.strip() != str(os.getpid()):
         return None
     try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from callrec.app import sdnotify
 from callrec.app.device import ServiceDevice
 from callrec.app.offload import make_uploader, remote_deleter
 from callrec.app.stats import StatsProbe
@@ -89,6 +90,7 @@ def clock_report(source: ClockSource) -> Callable[[], dict[str, Any] | None]:
 def hardware_backend(line_source: LineSource) -> Backend:
     from callrec.audio import AlsaBackend
 
+    sdnotify.claim_environment()   # before the first child (detect_clock runs chronyc): ours alone
     return Backend(
         line_source=line_source,
         audio=AlsaBackend(),
