@@ -3,8 +3,15 @@
 While a call runs its audio goes to `<call_id>.pcm.part` (raw S16_LE, appended, fsync'd at least
 every second) beside `<call_id>.part.json` (what is known of the call so far). Raw PCM is the one
 format that stays valid whatever instant the process dies: recovery only has to count whole frames.
-Finalizing streams the part into FLAC or WAV through libsndfile (a temporary name, fsync, rename,
-so a reader never sees half a file), hashes the result and writes the JSON sidecar the same way.
+Finalizing encodes the part into FLAC or WAV through libsndfile, then writes that to the disk (a
+temporary name, fsync, rename, so a reader never sees half a file), hashes the result and writes
+the JSON sidecar the same way. libsndfile encodes into an anonymous memory file (memfd) by its
+descriptor: handed a Python file object instead, soundfile would build its I/O from cffi callbacks,
+which need writable and executable memory, and callrec.service forbids that
+(`MemoryDenyWriteExecute=yes`). Python then copies (or encrypts) the memory file onto the disk, so
+a refused write raises its own OSError (a full disk says so, naming the file), where libsndfile
+writing the disk itself would report a full disk as a failing FLAC encoder. The cost: the encoded
+recording is in memory while it is written (8 kHz mono: 58 MB per hour of WAV, FLAC less).
 
 What the recorder learns while the disk is full (a storage gap, the call's end, why it could not be
 finalized) must outlive the process, yet `.part.json` is rewritten under a temporary name, which a
@@ -26,17 +33,18 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import numpy as np
 import soundfile
 
 from callrec.evidence import parse_json
 from callrec.privacy import EncryptedPartFile, Recipients, decrypt_frames, encrypt_stream, scan_frames
-from callrec.recording.diskerrors import DiskWrites, describe_error, disk_errors, with_path
+from callrec.recording.diskerrors import describe_error, with_path
 from callrec.store import CallRecord, SlotFile, SlotTooSmall, fsync_directory
 
 log = logging.getLogger(__name__)
@@ -48,6 +56,7 @@ META_SUFFIX = ".part.json"
 RESERVE_SUFFIX = ".part.reserve"
 RESERVE_SLOT_BYTES = 16 * 1024   # a call's metadata with its final record is a few KB
 BLOCK_FRAMES = 8000 * 4
+COPY_BYTES = 1024 * 1024   # memory file to disk, a block at a time
 
 
 def write_sidecar(audio: Path, record: dict[str, Any]) -> dict[str, Any]:
@@ -333,35 +342,41 @@ def finalize(part_path: Path, out_path: Path, fmt: str, rate: int, max_frames: i
     pieces = _timeline(source.available, gaps or [])
     frames = _kept(pieces, max_frames)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    encoded: Any = None
     try:
-        encoded = io.BytesIO() if recipients is not None else DiskWrites(tmp)
-        with disk_errors(encoded), soundfile.SoundFile(encoded, "w", samplerate=rate, channels=1,
-                                                          subtype="PCM_16", format=fmt.upper()) as sink:
-            frames = _encode(source, pieces, frames, sink)
-        if recipients is not None:
-            with open(tmp, "wb") as handle:
-                encrypt_stream(encoded, handle, recipients)
-                handle.flush()
-                os.fsync(handle.fileno())
-        else:
-            encoded.sync()
-    except OSError as error:
-        tmp.unlink(missing_ok=True)   # no half-written file left behind; the part is untouched
-        raise with_path(error, tmp) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        with open(os.memfd_create(f"callrec-{out_path.name}", os.MFD_CLOEXEC), "r+b") as encoded:
+            with soundfile.SoundFile(encoded.fileno(), "w", samplerate=rate, channels=1, subtype="PCM_16",
+                                     format=fmt.upper(), closefd=False) as sink:
+                frames = _encode(source, pieces, frames, sink)
+            _store(encoded, tmp, recipients)
     finally:
         source.close()
-        if isinstance(encoded, DiskWrites):
-            encoded.close()
     os.replace(tmp, out_path)
     fsync_directory(out_path.parent)
     with open(out_path, "rb") as handle:
         digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return FinalFile(out_path, fmt, out_path.stat().st_size, digest, frames, rate,
                      "age" if recipients is not None else None)
+
+
+def _store(encoded: IO[bytes], tmp: Path, recipients: Recipients | None) -> None:
+    """The encoded recording, from its memory file into `tmp` on the disk and fsync'd: as it is, or
+    with `recipients` as the standard age file of it (the plaintext never reaches the disk). A write
+    the disk refuses raises its OSError naming `tmp`, and no half-written `tmp` is left behind."""
+    encoded.seek(0)
+    try:
+        with open(tmp, "wb") as handle:
+            if recipients is None:
+                shutil.copyfileobj(encoded, handle, COPY_BYTES)
+            else:   # encrypt_stream reads the source as a file; its annotation names the BytesIO it had before
+                encrypt_stream(cast(io.BytesIO, encoded), handle, recipients)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        tmp.unlink(missing_ok=True)   # the part is untouched: finalizing can be tried again
+        raise with_path(error, tmp) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _encode(source: _PartSamples, pieces: list[tuple[bool, int]], frames: int, sink: soundfile.SoundFile) -> int:
