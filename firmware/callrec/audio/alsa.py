@@ -12,14 +12,18 @@ naming the `plughw:` that converts; fewer channels is ChannelMissing; more chann
 or buffer are used as they are and logged once. The capture buffer holds half a second, so a late
 read is not an overrun; pyalsaaudio (0.10, 0.11) reports an overrun as a read of -EPIPE and has the
 stream prepared again, so an Overrun needs no recovery here; any other error (ENODEV: the card was
-unplugged or unbound) is AudioDeviceError, and capture.py reopens after its back-off.
+unplugged or unbound) is AudioDeviceError, and capture.py reopens after its back-off. An idle
+playback PCM is not written, so it learns that its card went away from the PCM's state
+(`AlsaSink.check`), which the kernel sets to DISCONNECTED at the unbind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from types import ModuleType
@@ -269,6 +273,24 @@ class AlsaSink:
                 return
         raise AudioDeviceError(f"{self.spec.describe()} did not take a period in {self.WRITE_ATTEMPTS} writes "
                                f"({self.underruns} underrun(s) so far)")
+
+    def check(self) -> None:
+        """AudioDeviceError when the open card went away. At an unplug or unbind the kernel marks the
+        card's open PCMs DISCONNECTED, and alsa-lib reports that (read from the status page it maps,
+        or from a status query refused with ENODEV). A query that fails otherwise is a negative error,
+        which pyalsaaudio (0.11) hands over as an unsigned number: read back as the C long it was."""
+        if self._handle is None:
+            return
+        alsaaudio = _alsa()
+        try:
+            state = int(self._handle.state())
+        except alsaaudio.ALSAAudioError as error:
+            raise AudioDeviceError(f"{self.spec.describe()} cannot say its state: {error}") from None
+        code = ctypes.c_long(state).value
+        if code < 0 or state == alsaaudio.PCM_STATE_DISCONNECTED:
+            why = "DISCONNECTED" if code >= 0 else os.strerror(-code)
+            raise AudioDeviceError(f"{self.spec.describe()} is gone ({why}): its card was unplugged or unbound "
+                                   "from its driver; check `aplay -l` and the card's cable or module")
 
     def close(self) -> None:
         if self._handle is not None:

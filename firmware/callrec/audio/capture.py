@@ -4,7 +4,9 @@ A stereo card carries two lines: the thread reads interleaved frames once and sp
 channel. Trouble never ends the thread: an overrun is counted and reported; a device that fails is
 closed, reported, and reopened after a back-off until it comes back, and the frames the line
 carried meanwhile are counted, so frame numbers keep the line's time (the core marks the gap in a
-call). Only a PCM that cannot be opened at start is an error, raised from `open()`.
+call). The journal says it once: the failure, each distinct refusal to reopen (a WARNING, not one
+per attempt) and the return. Only a PCM that cannot be opened at start is an error, raised from
+`open()`.
 
 Written against the audio port only (port.py): ALSA, the simulator's cards and the scripted twin
 are all just sources.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callrec.audio.port import AudioDeviceError, Overrun, PcmSource, SourceEnded
+from callrec.audio.port import AudioDeviceError, Overrun, PcmSource, ReopenLog, SourceEnded
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +170,15 @@ class CaptureGroup:
         log.warning("capture PCM %s failed: %s; reopening", self.pcm, message)
         self._sink(CaptureFault(self.pcm, self.lines, "device", message, self._clock(self.frames)))
         self.source.close()
+        reopen_log = ReopenLog(log, f"capture PCM {self.pcm}", self.backoff_s)
         while not self._stop.wait(self.backoff_s):
             self.last_activity_monotonic = time.monotonic()
             try:
                 self.source.open()
             except AudioDeviceError as error:
-                log.debug("reopen of %s failed: %s", self.pcm, error)
+                reopen_log.refused(str(error))
                 continue
+            reopen_log.reopened()
             # The line went on while the card was away: count its frames, so that frame numbers
             # keep the line's time and the core can mark (and pad) the gap in a call.
             self.frames += self.source.lost_frames()

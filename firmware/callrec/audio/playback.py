@@ -1,11 +1,17 @@
 """Playback: announcements and warning tones injected into the line through the tap.
 
 One thread per playback sink (a stereo card can serve two lines, one channel each). The sink is
-opened at start, so a wrong name is a start-up error, and then written only while something
-plays: the first sample of an announcement is handed over as soon as the core asks, with no
-ramp-up. The thread says when playback started (`PlaybackStarted`), on the clock it is given: on
-a Pi the monotonic clock at the hand-over, in simulation the line time at which the sample will
-sound. Written against the audio port only (port.py).
+opened at start, so a wrong name is a start-up error, and kept open between sounds: the first
+sample of an announcement is handed over as soon as the core asks, with no open and no ramp-up.
+The thread says when playback started (`PlaybackStarted`), on the clock it is given: on a Pi the
+monotonic clock at the hand-over, in simulation the line time at which the sample will sound.
+
+A card can vanish (unplugged, unbound from its driver) while nothing plays, and the kernel frees it
+only once its last open file is closed, so an idle sink that held on until the next sound would
+hold the card's removal (and the unbind) until then. So the idle thread asks the sink every
+`check_s` whether its device is still there; a gone one is closed and reported to the core as a
+failed playback of each of its lines (the playback alarm), and reopened at the next check (or by
+the next sound) once the card is back. Written against the audio port only (port.py).
 """
 
 from __future__ import annotations
@@ -18,9 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from callrec.audio.port import AudioDeviceError, PcmSink
+from callrec.audio.port import AudioDeviceError, PcmSink, ReopenLog
 
 log = logging.getLogger(__name__)
+
+# How often an idle player asks its sink whether the card is still there (and retries a closed one):
+# an unbind waits this long at most for playback to let go. The check costs one ioctl.
+IDLE_CHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class PlaybackStarted:
 @dataclass(frozen=True)
 class PlaybackFailed:
     line: int
-    kind: str
+    kind: str             # the sound's, or "device": the card went away while nothing played
     message: str
     t: float
 
@@ -56,6 +66,8 @@ class PlaybackGroup:
         channels: dict[int, int],
         post: Callable[[object], None],
         clock: Callable[[], float],
+        *,
+        check_s: float = IDLE_CHECK_S,
     ) -> None:
         self.sink = sink
         self.pcm = sink.spec.name
@@ -69,10 +81,14 @@ class PlaybackGroup:
         self._stopping = False
         self._writing = False
         self._thread: threading.Thread | None = None
+        self.check_s = check_s
+        self._sink_open = False   # only the playback thread changes it once started
+        self._reopen_log = ReopenLog(log, f"playback PCM {self.pcm}", check_s)
         self.handovers: list[tuple[int, str, float]] = []   # (line, kind, monotonic): latency figures
 
     def open(self) -> None:
         self.sink.open()
+        self._sink_open = True
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"playback:{self.pcm}", daemon=True)
@@ -116,47 +132,99 @@ class PlaybackGroup:
 
     def close(self) -> None:
         self.sink.close()
+        self._sink_open = False
+
+    def _has_work(self) -> bool:
+        return bool(self._requests) or self._stopping
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._requests and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
+                if not self._cond.wait_for(self._has_work, self.check_s):
+                    work = None
+                elif self._stopping:
                     return
-                frame = np.zeros((self.period, self.n_channels), dtype=np.int16)
-                starting: list[_Request] = []
-                for line, request in list(self._requests.items()):
-                    chunk = request.samples[request.pos : request.pos + self.period]
-                    if request.pos == 0:
-                        starting.append(request)
-                    frame[: len(chunk), self.channels[line]] = chunk
-                    request.pos += len(chunk)
-                    if request.pos >= len(request.samples):
-                        del self._requests[line]
-                self._writing = True
-                self._cond.notify_all()
-            now = time.monotonic()
-            for request in starting:
-                self.handovers.append((request.line, request.kind, now))
-                self._post(PlaybackStarted(request.line, request.kind, self._clock(), now))
-            try:
-                self.sink.write(frame)
-            except AudioDeviceError as error:
-                self._failed(str(error))
-            finally:
-                with self._cond:
-                    self._writing = False
+                else:
+                    work = self._next_frame()
+            if work is None:
+                self._look_after_sink()
+            else:
+                self._hand_over(*work)
+
+    def _next_frame(self) -> tuple[np.ndarray, list[_Request]]:
+        """The next period of every line's sound, mixed by channel (under the lock)."""
+        frame = np.zeros((self.period, self.n_channels), dtype=np.int16)
+        starting: list[_Request] = []
+        for line, request in list(self._requests.items()):
+            chunk = request.samples[request.pos : request.pos + self.period]
+            if request.pos == 0:
+                starting.append(request)
+            frame[: len(chunk), self.channels[line]] = chunk
+            request.pos += len(chunk)
+            if request.pos >= len(request.samples):
+                del self._requests[line]
+        self._writing = True
+        self._cond.notify_all()
+        return frame, starting
+
+    def _hand_over(self, frame: np.ndarray, starting: list[_Request]) -> None:
+        now = time.monotonic()
+        for request in starting:
+            self.handovers.append((request.line, request.kind, now))
+            self._post(PlaybackStarted(request.line, request.kind, self._clock(), now))
+        try:
+            if not self._sink_open:   # the card went away earlier: this sound tries it again
+                self._open_sink()
+            self.sink.write(frame)
+        except AudioDeviceError as error:
+            self._failed(str(error))
+        finally:
+            with self._cond:
+                self._writing = False
+
+    def _look_after_sink(self) -> None:
+        """Idle: let a device that went away go, and take a closed one back once it is there."""
+        if not self._sink_open:
+            self._reopen()
+            return
+        try:
+            self.sink.check()
+        except AudioDeviceError as error:
+            self._gone(str(error))
+
+    def _gone(self, message: str) -> None:
+        log.warning("playback PCM %s went away while idle: %s; closed it so that the card can go, "
+                    "it is reopened when it is back", self.pcm, message)
+        self._let_go()
+        t = self._clock()
+        for line in sorted(self.channels):
+            self._post(PlaybackFailed(line, "device", message, t))
 
     def _failed(self, message: str) -> None:
+        """A write, or the open before it, failed: the sounds playing are dropped and reported. A
+        sink that was open is reopened at once (most failures are the stream's, not the card's); a
+        refused one is left to the idle checks."""
         log.warning("playback PCM %s failed: %s", self.pcm, message)
         with self._cond:
             failed = list(self._requests.values())
             self._requests.clear()
         for request in failed:
             self._post(PlaybackFailed(request.line, request.kind, message, self._clock()))
-        self.sink.close()
+        if self._sink_open:
+            self._let_go()
+            self._reopen()
+
+    def _open_sink(self) -> None:
+        self.sink.open()
+        self._sink_open = True
+        self._reopen_log.reopened()
+
+    def _reopen(self) -> None:
         try:
-            self.sink.open()
+            self._open_sink()
         except AudioDeviceError as error:
-            log.warning("playback PCM %s reopen failed: %s", self.pcm, error)
+            self._reopen_log.refused(str(error))
+
+    def _let_go(self) -> None:
+        self.sink.close()
+        self._sink_open = False

@@ -10,6 +10,7 @@ milliseconds.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -90,7 +91,37 @@ class PcmSink(Protocol):
         """Play int16 frames of shape (frames, channels); AudioDeviceError when the device failed."""
         ...
 
+    def check(self) -> None:
+        """Between sounds: AudioDeviceError when the open device has gone away (a card unplugged or
+        unbound from its driver). Playback keeps its device open between sounds, so that an
+        announcement's first sample goes out at once; but while a vanished card has an open file the
+        kernel cannot free it (an unbind waits for the last one), and a write, the only other sign,
+        comes with the next sound. So the idle playback thread asks about once a second. Cheap and
+        non-blocking; a closed sink has nothing to check."""
+        ...
+
     def close(self) -> None: ...
+
+
+class ReopenLog:
+    """What the journal says while a failed PCM is being reopened: each distinct refusal once, as a
+    WARNING (a card away for hours would otherwise fill the journal, or, at DEBUG, say nothing), and
+    its return as INFO. On an appliance this is what the technician reads."""
+
+    def __init__(self, logger: logging.Logger, what: str, every_s: float) -> None:
+        self._log = logger
+        self._what = what        # "capture PCM hw:…"
+        self._every_s = every_s
+        self._said: str | None = None
+
+    def refused(self, message: str) -> None:
+        if message != self._said:
+            self._said = message
+            self._log.warning("%s is not back: %s; trying again every %.1f s", self._what, message, self._every_s)
+
+    def reopened(self) -> None:
+        self._said = None
+        self._log.info("%s reopened", self._what)
 
 
 class AudioBackend(Protocol):

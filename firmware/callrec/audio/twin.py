@@ -6,6 +6,7 @@ next to the real PulseAudio test of the same paths. They ship in the package, as
 line does, so a test reads like the behaviour it pins:
 
     source = ScriptedSource(spec, audio, [Gone(at=1600, away=800, refusals=2)])
+    sink.unplug()   # the card is unbound between two sounds
 """
 
 from __future__ import annotations
@@ -105,25 +106,51 @@ class ScriptedSource:
 
 @dataclass
 class ScriptedSink:
-    """Keeps what is played; the writes numbered in `fail_writes` fail as a vanished device would."""
+    """Keeps what is played; the writes numbered in `fail_writes` fail as a vanished device would.
+
+    `unplug()` takes the card away as an unbind does: the open device reports itself gone (`check`,
+    `write`) and opens are refused until `plug_in()`. Writing to a closed sink fails, as it would on a
+    card, so a player that forgot to reopen is caught."""
 
     spec: PcmSpec
     fail_writes: set[int] = field(default_factory=set)
     written: list[np.ndarray] = field(default_factory=list)
     opens: int = 0
+    closes: int = 0
+    refused: int = 0   # opens refused while unplugged
     writes: int = 0
+    is_open: bool = False
+    present: bool = True
+
+    def unplug(self) -> None:
+        self.present = False
+
+    def plug_in(self) -> None:
+        self.present = True
 
     def open(self) -> None:
+        if not self.present:
+            self.refused += 1
+            raise AudioDeviceError(f"cannot open {self.spec.describe()}: no such device (scripted)")
         self.opens += 1
+        self.is_open = True
+
+    def check(self) -> None:
+        if self.is_open and not self.present:
+            raise AudioDeviceError(f"{self.spec.describe()} is gone: disconnected (scripted)")
 
     def write(self, frames: np.ndarray) -> None:
         self.writes += 1
-        if self.writes in self.fail_writes:
+        if not self.is_open:
+            raise AudioDeviceError(f"{self.spec.describe()} is not open (scripted)")
+        if not self.present or self.writes in self.fail_writes:
             raise AudioDeviceError(f"{self.spec.describe()} failed (scripted)")
         self.written.append(np.array(frames, copy=True))
 
     def close(self) -> None:
-        pass
+        if self.is_open:
+            self.closes += 1
+        self.is_open = False
 
     def played(self) -> np.ndarray:
         channels = self.spec.channels

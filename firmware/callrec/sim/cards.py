@@ -331,6 +331,9 @@ class SimSink:
     def write(self, frames: np.ndarray) -> None:
         self.card.write_played(frames)
 
+    def check(self) -> None:
+        self.card.playback.check()   # the real file-plugin PCM: a simulated card does not vanish from it
+
     def close(self) -> None:
         self.card.playback.close()
 
