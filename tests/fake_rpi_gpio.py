@@ -66,7 +66,11 @@ class FakeGpio:
         self.callbacks.pop(pin, None)
 
     def cleanup(self, pins: list[int] | None = None) -> None:
-        self.cleaned += list(pins or self.directions)
+        """As the real libraries do: a cleaned channel is released (an output() on it then raises)."""
+        released = list(pins or self.directions)
+        self.cleaned += released
+        for pin in released:
+            self.directions.pop(pin, None)
 
     def PWM(self, pin: int, frequency: float) -> FakePwm:  # noqa: N802 - the RPi.GPIO name
         if self.directions.get(pin) != OUT:

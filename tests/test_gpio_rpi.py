@@ -52,6 +52,24 @@ def test_recording_led_is_driven_and_pins_are_released_at_stop():
     assert gpio.callbacks == {}
 
 
+def test_an_led_change_after_stop_is_ignored_not_a_crash_of_the_core():
+    """Seen on the booted appliance (rpi-lgpio): at `systemctl restart` the core ends the open call
+    and turns the LED off after the pins were released; the library raised and the core thread died."""
+    source, gpio, _ = make()
+    source.set_led(1, "on")
+    source.stop()
+    source.set_led(1, "off")
+    source.set_led(1, "blink")
+    assert gpio.outputs == [(22, HIGH)]
+
+
+def test_an_led_the_library_refuses_is_logged_not_raised(caplog):
+    source, gpio, _ = make()
+    gpio.directions.pop(22)   # the channel lost behind our back (another process, a library reset)
+    source.set_led(1, "on")
+    assert "LED" in caplog.text and "GPIO22" in caplog.text
+
+
 def test_a_line_that_cannot_record_blinks_its_led_until_it_can_again():
     source, gpio, _ = make()
     source.set_led(1, "blink")

@@ -9,6 +9,7 @@ The module is imported lazily so the rest of the firmware runs where RPi.GPIO ca
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from types import ModuleType
@@ -57,10 +58,15 @@ class RpiGpioLine:
         self._leds = {line.id: line.led_gpio for line in lines if line.led_gpio is not None}
         self._blinkers: dict[int, Any] = {}   # line -> RPi.GPIO software PWM blinking its LED
         self._sink: EdgeSink | None = None
+        # The core's thread drives the LEDs while the main thread may be releasing the pins (a stop
+        # ends the open calls, which turns their LEDs off): one lock, and nothing after the release.
+        self._led_lock = threading.Lock()
+        self._released = False
 
     def start(self, sink: EdgeSink) -> None:
         gpio = self._gpio = self._gpio or import_gpio()
         self._sink = sink
+        self._released = False
         gpio.setwarnings(False)
         gpio.setmode(gpio.BCM)
         for pin in self._pins:
@@ -84,25 +90,40 @@ class RpiGpioLine:
             self._sink(RawEdge(line, signal, level != active_low, t))
 
     def set_led(self, line: int, state: LedState) -> None:
-        """On, off, or blinking at 2 Hz by RPi.GPIO's own software PWM (no thread of ours)."""
+        """On, off, or blinking at 2 Hz by RPi.GPIO's own software PWM (no thread of ours).
+
+        An LED is a courtesy: after the pins are released, or when the library refuses (rpi-lgpio
+        raises RuntimeError for a channel it no longer holds), the change is dropped and logged,
+        never raised into the core that asked for it."""
         pin = self._leds.get(line)
-        if pin is None or self._gpio is None:
-            return
+        with self._led_lock:
+            if pin is None or self._gpio is None or self._released:
+                return
+            try:
+                self._drive_led(line, pin, state)
+            except (RuntimeError, ValueError, OSError) as error:
+                log.warning("LED of line %d (GPIO%d) not set %s: %s", line, pin, state, error)
+
+    def _drive_led(self, line: int, pin: int, state: LedState) -> None:
+        gpio = self._gpio
+        assert gpio is not None
         blinker = self._blinkers.pop(line, None)
         if blinker is not None:
             blinker.stop()
         if state == "blink":
-            blinker = self._gpio.PWM(pin, BLINK_HZ)
+            blinker = gpio.PWM(pin, BLINK_HZ)
             blinker.start(50)
             self._blinkers[line] = blinker
         else:
-            self._gpio.output(pin, self._gpio.HIGH if state == "on" else self._gpio.LOW)
+            gpio.output(pin, gpio.HIGH if state == "on" else gpio.LOW)
 
     def stop(self) -> None:
         self._sink = None
-        for blinker in self._blinkers.values():
-            blinker.stop()
-        self._blinkers.clear()
+        with self._led_lock:
+            self._released = True
+            for blinker in self._blinkers.values():
+                blinker.stop()
+            self._blinkers.clear()
         if self._gpio is not None:
             for pin in self._pins:
                 self._gpio.remove_event_detect(pin)
