@@ -4,6 +4,11 @@
 #   sudo image-build/build.sh
 #
 # Result: image-build/deploy/callrec-<date>.img.xz, ready for Raspberry Pi Imager or `dd`.
+#
+#   sudo image-build/build.sh --vm [--arch amd64|arm64] [--no-test-hand]
+#
+# The same appliance on Debian bookworm's own archive, as a disk image QEMU boots (vm/build-vm.sh):
+# what the tests boot, and what can be built where the Raspberry Pi archive cannot be reached.
 # Steps: build the firmware wheel, fetch pi-gen (arm64, pinned), run stages 0-2 (Raspberry Pi OS
 # Lite 64-bit) plus stage-callrec, then append the data partition and compress.
 # Environment (all optional):
@@ -14,6 +19,14 @@
 set -euo pipefail
 
 HERE=$(dirname "$(realpath "$0")")
+if [ "${1:-}" = "--vm" ]; then
+	shift
+	exec "$HERE/vm/build-vm.sh" "$@"
+fi
+if [ "$#" -ne 0 ]; then
+	echo "build.sh: unknown arguments '$*' (none for the Raspberry Pi image; --vm [--arch amd64|arm64] for the VM)" >&2
+	exit 2
+fi
 REPO=$(dirname "$HERE")
 PI_GEN_URL=https://github.com/RPi-Distro/pi-gen.git
 PI_GEN_REF=${PI_GEN_REF:-2025-05-13-raspios-bookworm-arm64}

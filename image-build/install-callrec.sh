@@ -35,6 +35,12 @@ if [ "${#wheels[@]}" -ne 1 ]; then
 	exit 1
 fi
 WHEEL=$(basename "${wheels[0]}")
+# pyalsaaudio has no wheels on PyPI: it is compiled in the root unless the wheelhouse brings one
+# built for this root's Python (the install test and the VM build make it on the host).
+prebuilt=("$WHEELHOUSE"/pyalsaaudio-*.whl)
+if [ "${#prebuilt[@]}" -ne 0 ]; then
+	BUILD_DEPS=""
+fi
 
 # Run a shell script (stdin) inside ROOT: pi-gen's on_chroot when we run under pi-gen (it
 # handles /proc, /dev and qemu), otherwise chroot with /proc and /dev mounted for the duration.
@@ -85,14 +91,22 @@ cp "$WHEELHOUSE"/*.whl "$ROOT/tmp/callrec-wheelhouse/"
 cp "$HERE/requirements-image.txt" "$ROOT/tmp/callrec-wheelhouse/"
 in_root <<CHROOT
 export DEBIAN_FRONTEND=noninteractive
-apt-get -o DPkg::Lock::Timeout=120 install -y --no-install-recommends $BUILD_DEPS
+if [ -n "$BUILD_DEPS" ]; then
+	# A root whose package lists were cleaned (the VM base's) has to fetch them first.
+	if [ -z "\$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v -e '^lock\$' -e '^partial\$')" ]; then
+		apt-get -q update
+	fi
+	apt-get -o DPkg::Lock::Timeout=120 install -y --no-install-recommends $BUILD_DEPS
+fi
 python3 -m venv --system-site-packages $VENV
 $VENV/bin/pip install --no-cache-dir --disable-pip-version-check $PIP_INDEX \
 	--find-links /tmp/callrec-wheelhouse -r /tmp/callrec-wheelhouse/requirements-image.txt
 # --no-deps: every dependency is either a Debian package or in requirements-image.txt, and the
 # wheel's RPi.GPIO requirement is met by Debian's python3-rpi-lgpio (same module, gpiochip based).
 $VENV/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps /tmp/callrec-wheelhouse/$WHEEL
-apt-get purge -y --auto-remove $BUILD_DEPS
+if [ -n "$BUILD_DEPS" ]; then
+	apt-get purge -y --auto-remove $BUILD_DEPS
+fi
 apt-get clean
 rm -rf /tmp/callrec-wheelhouse
 ln -sf $VENV/bin/callrec /usr/bin/callrec

@@ -24,6 +24,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BUILD = REPO / "image-build"
 STAGE = BUILD / "stage-callrec"
+LAYER = BUILD / "appliance"
+VM = BUILD / "vm"
 SCRIPTS = [
     BUILD / "build.sh",
     BUILD / "install-callrec.sh",
@@ -31,7 +33,14 @@ SCRIPTS = [
     STAGE / "prerun.sh",
     STAGE / "00-install" / "01-run.sh",
     STAGE / "01-appliance" / "01-run.sh",
-    STAGE / "01-appliance" / "files" / "callrec-firstboot",
+    LAYER / "apply.sh",
+    LAYER / "files" / "callrec-firstboot",
+    VM / "build-vm.sh",
+    VM / "base-root.sh",
+    VM / "apply-vm-base.sh",
+    VM / "assemble.sh",
+    VM / "run-vm.sh",
+    VM / "test-hand" / "apply.sh",
 ]
 DEBIAN_PROVIDES = {  # pyproject dependency -> Debian package that satisfies it in the image
     "numpy": "python3-numpy",
@@ -109,7 +118,7 @@ def test_every_firmware_dependency_comes_from_debian_or_the_image_requirements()
 
 
 def test_data_partition_is_noatime_and_bind_mounted_where_the_service_writes() -> None:
-    fstab = (STAGE / "01-appliance" / "files" / "fstab.callrec").read_text()
+    fstab = (LAYER / "files" / "fstab.callrec").read_text()
     rows = [line.split() for line in fstab.splitlines() if line.strip() and not line.startswith("#")]
     data = next(row for row in rows if row[0] == "LABEL=callrec-data")
     assert data[1] == "/data" and "noatime" in data[3].split(",")
@@ -128,16 +137,19 @@ def test_default_config_in_the_image_is_valid_for_the_firmware() -> None:
 
 def test_serial_console_goes_to_callrec_on_the_pinmap_uart() -> None:
     uart = tomllib.loads((REPO / "hw" / "pinmap.toml").read_text())["console"]["uart"]
-    appliance = (STAGE / "01-appliance" / "01-run.sh").read_text()
-    assert f"callrec-console@{uart}.service" in appliance
-    assert f"serial-getty@{uart}.service" in appliance  # masked
+    pi_stage = (STAGE / "01-appliance" / "01-run.sh").read_text()
+    assert f"CALLREC_CONSOLE_TTY={uart}" in pi_stage
+    assert "image-build/appliance/apply.sh" in pi_stage   # the one layer, applied by the Pi base too
+    layer = (LAYER / "apply.sh").read_text()
+    assert "callrec-console@$TTY.service" in layer
+    assert "serial-getty@$TTY.service" in layer  # masked
     assert "enable_uart=1" in (STAGE / "01-appliance" / "files" / "config.txt.callrec").read_text()
-    firstboot = (STAGE / "01-appliance" / "files" / "callrec-firstboot.service").read_text()
-    assert f"callrec-console@{uart}.service" in firstboot
+    firstboot = (LAYER / "files" / "callrec-firstboot.service").read_text()
+    assert "callrec-console@@CONSOLE_TTY@.service" in firstboot
 
 
 def test_first_boot_makes_the_root_read_only_without_recursing_into_data() -> None:
-    firstboot = (STAGE / "01-appliance" / "files" / "callrec-firstboot").read_text()
+    firstboot = (LAYER / "files" / "callrec-firstboot").read_text()
     assert "overlayroot=tmpfs:recurse=0" in firstboot
     assert "overlayroot" in (STAGE / "01-appliance" / "00-packages").read_text().split()
     # The marker is written last, after the keys, so an interrupted first boot runs again.
@@ -266,3 +278,11 @@ def test_wheel_installs_into_debian_and_callrec_runs_there(tmp_path: Path) -> No
     finally:
         for fs in ("sys", "dev", "proc"):
             subprocess.run(["umount", "-l", str(root / fs)], capture_output=True, check=False)
+
+
+def test_the_vm_tests_hand_is_never_part_of_the_raspberry_pi_image() -> None:
+    """image-build/vm/test-hand/ (gpio-sim pulls, the line simulator) goes only into the VM test image."""
+    for path in [*STAGE.rglob("*"), *(BUILD / "appliance").rglob("*"), BUILD / "install-callrec.sh"]:
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert "test-hand" not in text and "callrec-vm-hand" not in text, path
