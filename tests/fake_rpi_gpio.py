@@ -81,6 +81,12 @@ class FakeGpio:
         self.pwms.append(pwm)
         return pwm
 
+    def hold(self, level: int, pins: list[int]) -> None:
+        """Pins held at `level` by the outside world before anyone claims them: `setup` keeps the
+        level instead of the pull's (a handset off-hook when the service starts)."""
+        for pin in pins:
+            self.levels[pin] = level
+
     def drive(self, pin: int, level: int) -> None:
         """The test's hand on the wire: change a level and fire the callback on another thread."""
         self.levels[pin] = level

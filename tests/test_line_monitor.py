@@ -131,3 +131,43 @@ def test_bounce_after_the_flash_window_still_hangs_up_at_the_onhook_edge():
     out = run([(1, "hook", True), (5, "hook", False), (5.99, "hook", True), (6.0, "hook", False)], 10,
               flash_max_s=1.0)
     assert of(out, CallEnded) == [CallEnded(5)] and of(out, FlashSeen) == []
+
+
+# ---- the levels the line port reports once at start --------------------------------------------
+
+def test_offhook_found_at_the_start_report_is_a_call_already_in_progress():
+    """The service (re)started during a call: the hook reads off-hook from the first report on."""
+    monitor = LineMonitor(1, MonitorSettings(debounce_s=0.03))
+    assert monitor.report(RawEdge(1, "hook", True, 5.0)) == []
+    assert monitor.report(RawEdge(1, "ring", False, 5.0)) == []
+    assert of(monitor.advance(5.029), CallBegan) == []
+    assert of(monitor.advance(5.030), CallBegan) == [CallBegan(5.0, "outbound", 0, in_progress=True)]
+
+
+def test_offhook_after_an_onhook_start_report_is_a_new_call_not_one_in_progress():
+    monitor = LineMonitor(1, MonitorSettings())
+    monitor.report(RawEdge(1, "hook", False, 0.0))
+    monitor.report(RawEdge(1, "ring", False, 0.0))
+    out = monitor.edge(RawEdge(1, "hook", True, 5.0)) + monitor.advance(6.0)
+    assert of(out, CallBegan) == [CallBegan(5.0, "outbound", 0)]
+    assert not of(out, CallBegan)[0].in_progress
+
+
+def test_an_offhook_start_report_that_goes_onhook_within_the_debounce_is_no_call():
+    monitor = LineMonitor(1, MonitorSettings(debounce_s=0.03))
+    monitor.report(RawEdge(1, "hook", True, 0.0))
+    out = monitor.edge(RawEdge(1, "hook", False, 0.01)) + monitor.advance(5.0)
+    assert of(out, CallBegan) == []
+    out = monitor.edge(RawEdge(1, "hook", True, 6.0)) + monitor.advance(7.0)
+    assert of(out, CallBegan) == [CallBegan(6.0, "outbound", 0)]   # lifted later: a new call
+
+
+def test_ringing_found_at_the_start_report_is_ringing_not_a_call_and_its_answer_is_inbound():
+    monitor = LineMonitor(1, MonitorSettings())
+    out = monitor.report(RawEdge(1, "hook", False, 0.0)) + monitor.report(RawEdge(1, "ring", True, 0.0))
+    out += monitor.advance(0.9)
+    assert of(out, RingStarted) == [RingStarted(0.0)] and of(out, CallBegan) == []
+    out = monitor.edge(RawEdge(1, "ring", False, 1.0)) + monitor.advance(2.0)
+    assert [r.count for r in of(out, RingEnded)] == [1]
+    out = monitor.edge(RawEdge(1, "hook", True, 3.0)) + monitor.advance(4.0)
+    assert of(out, CallBegan) == [CallBegan(3.0, "inbound", 1)]

@@ -4,6 +4,11 @@ A collaborator of the engine (core/engine.py), on the core's thread: the engine 
 call began or ended (from the line monitor), this decides what follows for the call: its record,
 its recording (Begin, Audio, Note, Finish to the recorder), its announcement (played once the call
 is answered and really being recorded), its warning tone and what the line shows.
+
+A call found in progress when the service started (the monitor's `in_progress`: a restart or a
+reboot during it) is answered already: its announcement plays at once, whatever the direction
+rules say, because every recorded call is announced and this one could not be at its beginning.
+Its record says that its beginning was not heard.
 """
 
 from __future__ import annotations
@@ -53,7 +58,9 @@ class Calls:
 
     def begin(self, line: LineState, s: CallBegan) -> None:
         wall = self.wall_of(s.t)
-        edge_frame = frame_at(line, s.t, self.rate)
+        # Before the line's first audio there is no frame to date the edge from (extrapolating from
+        # nothing would invent a pre-roll): the recording starts with the first audio to come.
+        edge_frame = frame_at(line, s.t, self.rate) if line.preroll.end_frame else line.frame_end
         call = Call(
             call_id=new_call_id(wall, line.id),
             line=line.id,
@@ -64,7 +71,7 @@ class Calls:
             start_frame=max(0, edge_frame - self.preroll_frames),
             preroll_s=0.0,
         )
-        call.preroll_s = round((edge_frame - max(call.start_frame, line.preroll.start_frame)) / self.rate, 4)
+        call.preroll_s = round(max(0, edge_frame - max(call.start_frame, line.preroll.start_frame)) / self.rate, 4)
         if line.isdn is not None and line.isdn.get("direction") in ("inbound", "outbound"):
             call.direction = str(line.isdn["direction"])   # the D-channel says, not the ring timing
         if call.direction == "inbound" and line.caller is not None:
@@ -86,7 +93,11 @@ class Calls:
         self.emit("call.started", line.id, call.call_id, s.t, direction=call.direction, rings=call.rings,
                   preroll_s=call.preroll_s)
         signals = self.config.signals
-        if call.direction == "outbound" and signals.enabled and signals.outbound_announcement == "far_end_answer":
+        if s.in_progress:
+            call.errors.append("the call was already in progress when recording began (the service started "
+                               "during it): its beginning, ringing and direction were not heard")
+            self.answer(line, call, s.t, "in_progress")
+        elif call.direction == "outbound" and signals.enabled and signals.outbound_announcement == "far_end_answer":
             call.answer_pending = True   # the announcement waits for someone to be there
             call.answer_fallback_t = s.t + signals.answer_fallback_s
         else:
@@ -94,7 +105,8 @@ class Calls:
 
     def answer(self, line: LineState, call: Call, t: float, source: str) -> None:
         """Someone is there: inbound at our off-hook; outbound when ringback stops (or at the
-        off-hook, or at the fallback, as configured). The announcement starts now."""
+        off-hook, or at the fallback, as configured); a call found in progress at once. The
+        announcement starts now."""
         call.answer_pending = False
         call.answer_source = source
         call.answered_t = t

@@ -5,6 +5,10 @@ the core's queue; the core decides and tells the writers (recorder, players, LED
 bus what to do. Nothing reaches back into a hardware thread, so every decision is taken in one
 order, and tests can drive the core with edges and periods at any pace.
 
+Start: once started, the core takes the first hook and ring input of each line as the level the line
+port reports when it claims the inputs (`LineMonitor.report`): a hook found off-hook then is a call
+already in progress, not one beginning. Driven directly (`process`, in tests), every input is an edge.
+
 Time: every input carries `t` on the core clock (monotonic seconds on a Pi, line-audio seconds in
 simulation). Audio periods are the heartbeat: each advances the line monitor, so debounce, flash and
 hang-up decisions fall on the right sample. `wall_of(t)` labels times for records and events.
@@ -138,6 +142,7 @@ class Core:
         self._overrun_at: dict[str, float] = {}   # PCM -> core time of its last overrun
         self._expected_captures = expected_captures
         self._ended_captures = 0
+        self._unreported: set[tuple[int, str]] = set()   # (line, input) whose start report is still to come
         self.finished = threading.Event()
         self.last_loop_monotonic = time.monotonic()
         self.last_audio_monotonic = 0.0
@@ -173,7 +178,9 @@ class Core:
             self.display.refresh(line, now)
 
     def start(self) -> None:
+        """Run the core's thread; the line source starts after this and reports its levels first."""
         self.show_states()
+        self._unreported = {(line, signal) for line in self.lines for signal in ("hook", "ring")}
         self._thread = threading.Thread(target=self._run, name="core", daemon=True)
         self._thread.start()
 
@@ -243,7 +250,11 @@ class Core:
                 if item.signal in line.raw and line.raw[item.signal] != item.active:
                     line.edges[item.signal] = line.edges.get(item.signal, 0) + 1   # a change, not a report
                 line.raw[item.signal] = item.active
-                self._signals(line, line.monitor.edge(item))
+                if (item.line, item.signal) in self._unreported:
+                    self._unreported.discard((item.line, item.signal))
+                    self._signals(line, line.monitor.report(item))
+                else:
+                    self._signals(line, line.monitor.edge(item))
         elif isinstance(item, IsdnInfo):
             line = self.lines.get(item.line)
             if line is not None:

@@ -12,6 +12,10 @@ Pure logic on injected time, so every rule here is tested to the millisecond wit
   take the caller ID and on-hook again before real ringing. An off-hook after CAR only, with no
   real ring yet, is held for `nd_max_offhook_s`: back on-hook in time, it was the exchange, not a
   call; still off-hook, it is a call dated from its edge (the pre-roll keeps its first words).
+- start: the line port reports each input's level once when watching begins (`report`). An off-hook
+  found there is a call already in progress (the service restarted, or the Pi rebooted, during it):
+  it is a call from that report, marked `in_progress`, since its beginning and its ringing were
+  not seen. Ringing found there is ringing like any other.
 
 Timed decisions are taken in time order by `advance(now)`; the core calls it with every input.
 """
@@ -69,6 +73,7 @@ class CallBegan:
     t: float
     direction: str      # "inbound" | "outbound"
     rings: int
+    in_progress: bool = False   # already off-hook when watching began: its beginning was not seen
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,7 @@ class LineMonitor:
         self._hook_raw_t = 0.0
         self._hook_stable = initial_offhook
         self._hook = _Hook.IDLE
+        self._found_offhook = False   # the start report said off-hook, and the hook has not moved since
         self._offhook_t = 0.0
         self._onhook_t = 0.0
         # ring bursts
@@ -144,12 +150,23 @@ class LineMonitor:
 
     # ---- inputs --------------------------------------------------------------------------------
 
+    def report(self, level: RawEdge) -> list[LineSignal]:
+        """An input's level when watching began, as the line port reports it once at start.
+
+        Taken like an edge (debounced, dated at its time), except that a hook found off-hook is a
+        call already in progress: nobody lifted the handset at that moment, it was up before."""
+        out = self.edge(level)
+        if level.signal == "hook":
+            self._found_offhook = level.active
+        return out
+
     def edge(self, edge: RawEdge) -> list[LineSignal]:
         out = self.advance(edge.t)
         if edge.signal == "hook":
             if edge.active != self._hook_raw:
                 self._hook_raw = edge.active
                 self._hook_raw_t = edge.t
+                self._found_offhook = False   # it moved: what follows was seen happen
         else:
             self._ring_edge(edge.active, edge.t)
         return out + self.advance(edge.t)
@@ -242,9 +259,10 @@ class LineMonitor:
             self._last_burst_end is not None and t - self._last_burst_end <= self.s.inbound_window_s
         )
         direction = "inbound" if recent else "outbound"
+        in_progress, self._found_offhook = self._found_offhook, False
         self._hook = _Hook.IN_CALL
         self._end_ringing_episode()
-        return [CallBegan(t, direction, rings)]
+        return [CallBegan(t, direction, rings, in_progress)]
 
     def _hung_up(self, t: float) -> list[LineSignal]:
         self._hook = _Hook.IDLE
