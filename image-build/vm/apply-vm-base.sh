@@ -24,6 +24,8 @@ arm64) kernel_console=hvc0 ;;
 *) kernel_console=ttyS1,115200 ;;
 esac
 sed "s/@KERNEL_CONSOLE@/$kernel_console/" "$FILES/cmdline.txt" >"$ROOT/boot/firmware/cmdline.txt"
+# The kernel's console port carries its messages only: no login prompt there (the Pi has none).
+ln -sf /dev/null "$SYSTEMD/serial-getty@ttyS1.service"
 install -D -m 0755 "$FILES/zz-callrec-boot-partition" "$ROOT/etc/initramfs/post-update.d/zz-callrec-boot-partition"
 
 install -D -m 0644 "$FILES/10-eth.network" "$ROOT/etc/systemd/network/10-eth.network"
