@@ -60,6 +60,21 @@ WORK=${WORK:-$BUILD/work/vm-$ARCH}
 OUT=${CALLREC_VM_OUT:-$BUILD/deploy/vm-$ARCH}
 mkdir -p "$CACHE" "$WORK" "$OUT"
 t0=$SECONDS
+# Run "$@" in a private mount namespace, so what it mounts under DIR (/proc, /dev, /sys for chroot)
+# vanishes with it. Inside a chroot (a clean CI machine) / is no mount point and unshare cannot make
+# it private: then DIR is bound onto itself and made private first, to the same effect.
+in_private_namespace() {
+	local dir=$1
+	shift
+	mkdir -p "$dir"
+	if unshare --mount --propagation private true 2>/dev/null; then
+		unshare --mount --propagation private "$@"
+	else
+		# shellcheck disable=SC2016  # expanded by the inner shell, from its arguments
+		unshare --mount --propagation unchanged /bin/bash -c \
+			'mount --bind "$1" "$1" && mount --make-rprivate "$1" && shift && exec "$@"' _ "$dir" "$@"
+	fi
+}
 if [ "$ARCH" != "$(dpkg --print-architecture)" ]; then
 	# The target's binaries in the root run under qemu-user through binfmt_misc: on for the build,
 	# off again afterwards (the host is left as it was).
@@ -79,7 +94,7 @@ base="$CACHE/base-$ARCH-$key.tar"
 if [ ! -s "$base" ]; then
 	say "base root (debootstrap, packages, gpio-sim): not cached, building"
 	rm -rf --one-file-system "$WORK/base"
-	unshare --mount --propagation private "$HERE/base-root.sh" "$ARCH" "$WORK/base" "$MIRROR"
+	in_private_namespace "$WORK/base" "$HERE/base-root.sh" "$ARCH" "$WORK/base" "$MIRROR"
 	tar -C "$WORK/base" --numeric-owner -cf "$base.tmp" .
 	mv "$base.tmp" "$base"
 	rm -rf --one-file-system "$WORK/base"
@@ -113,7 +128,7 @@ mkdir -p "$ROOT"
 tar -C "$ROOT" --numeric-owner -xf "$base"
 export CALLREC_CONSOLE_TTY=$CONSOLE_TTY TEST_HAND ARCH CALLREC_PIP_OFFLINE=$PIP_OFFLINE
 # shellcheck disable=SC2016  # expanded by the inner shell, from its arguments
-unshare --mount --propagation private /bin/bash -euo pipefail -c '
+in_private_namespace "$ROOT" /bin/bash -euo pipefail -c '
 	"$0/install-callrec.sh" "$1" "$2"
 	"$0/appliance/apply.sh" "$1"
 	"$0/vm/apply-vm-base.sh" "$1" "$2"
