@@ -165,12 +165,12 @@ def main() -> None:
                    "-r 8000 -c 1 -t raw | flac -s --force-raw-format --endian=little --sign=signed --channels=1 "
                    "--bps=16 --sample-rate=8000 -o /data/ref.flac - ) >/dev/null 2>&1 </dev/null &")
             time.sleep(2)
-            pids = box.sh("pgrep -x arecord; pgrep -x flac").split()
+            pids = box.sh("grep -lx -e arecord -e flac /proc/[0-9]*/comm | cut -d/ -f3").split()   # no procps
             r0 = sum(cpu_s(box, p) for p in pids)
             time.sleep(args.call_s)
             reference = (sum(cpu_s(box, p) for p in pids) - r0) / args.call_s * 3600
             ref_rss = sum(rss_mb(box, p) for p in pids)
-            box.sh("pkill -x arecord; pkill -x aplay; true")
+            box.sh("kill $(grep -lx -e arecord -e aplay /proc/[0-9]*/comm | cut -d/ -f3) 2>/dev/null; true")
             print(f"CPU per line-hour: idle {idle:.0f} s, in a call {call:.0f} s; arecord | flac {reference:.0f} s "
                   f"(ratios {idle / reference:.2f} idle, {call / reference:.2f} in a call)")
             print(f"RSS: callrec.service {rss:.1f} MB; arecord + flac {ref_rss:.1f} MB")
