@@ -22,7 +22,8 @@ from mqtt_support import Broker, Subscriber
 from vm import PASSPHRASE, PROMPT, REPO, Appliance
 from vm_fixtures import appliance, ntp_server, skip_reason, vm_broker, vm_image  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.skipif(skip_reason() is not None, reason=str(skip_reason()))
+SKIP = skip_reason()   # asked once: it looks for six tools on PATH
+pytestmark = pytest.mark.skipif(SKIP is not None, reason=str(SKIP))
 
 RATE = 8000
 HOOK, RING, LED = 17, 27, 22
