@@ -203,7 +203,8 @@ def test_console_on_the_uart_asks_the_passphrase_and_selftest_passes_every_check
     FACTS["selftest"] = result
     for check in ("sound card line 1", "playback line 1", "gpio line 1", "clock"):
         assert f"{check}" in result, result
-    assert "selftest PASSED" in result, result
+    assert "selftest PASSED" in result, result + "\nthe guest's MQTT log:\n" + box.sh(
+        "journalctl -b -u callrec -o short-monotonic | grep -i mqtt | tail -n 20", check=False)
     assert not [line for line in result.splitlines() if line.strip().startswith("FAIL")], result
     # No WARN either, but for the archive, which the VM has none of.
     warned = [line for line in result.splitlines() if line.strip().startswith("WARN") and "archive" not in line]
@@ -237,7 +238,8 @@ def test_a_call_on_the_sim_lines_is_announced_recorded_chained_and_reported(
         f"line: {line_events(box)}; journal: {box.sh('journalctl -b -u callrec -o short-monotonic -n 30')}")
     assert record["chain"], f"no chain entry for {record['call_id']}"
     ended = wait_for(lambda: [e for e in events_of(subscriber, "call.ended") if e["call_id"] == record["call_id"]],
-                     60, "call.ended on the host's broker")
+                     60, "call.ended on the host's broker; the guest's MQTT log: "
+                     + box.sh("journalctl -b -u callrec -o short-monotonic | grep -i mqtt | tail -n 20", check=False))
     assert ended[0]["status"] == "complete"
 
     recording = recorded_samples(box, record)

@@ -8,7 +8,11 @@ again, as the Pi's firmware would read the boot partition again. Three wires lea
 - ttyS1, the kernel's and systemd's messages, into `boot-N.log`;
 - the `callrec.hand` virtio-serial port to the test's hand inside the guest (test image only):
   `hand()` / `sh()` — gpio-sim pulls, the line simulator's feed, files an installer would read.
-The guest reaches the host's broker as 10.0.2.100:1883 (QEMU guestfwd) and its NTP as 10.0.2.2.
+The guest reaches the host's broker as 10.0.2.100:1883 and its NTP as 10.0.2.2. The broker is
+forwarded with QEMU's guestfwd `cmd:` form, a socat per guest connection: the chardev form
+(`-tcp:127.0.0.1:PORT`) opens one host connection when QEMU starts and hands every guest connection
+to it, so the first reconnect (a CONNACK slow under load, `systemctl restart`) lands a second
+CONNECT on the old stream, the broker closes it, and MQTT stays down for the rest of that boot.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class Appliance:
             (self.work / name).unlink(missing_ok=True)
         env = dict(os.environ)
         if self.broker_port is not None:
-            env["CALLREC_VM_NETDEV"] = f"guestfwd=tcp:10.0.2.100:1883-tcp:127.0.0.1:{self.broker_port}"
+            env["CALLREC_VM_NETDEV"] = (f"guestfwd=tcp:10.0.2.100:1883-cmd:socat - "
+                                        f"TCP:127.0.0.1:{self.broker_port}")
         self.log_path = self.work / f"boot-{self.boots}.log"
         qemu_log = open(self.work / f"qemu-{self.boots}.log", "wb")   # noqa: SIM115 (lives with the process)
         self.powered_on_at = time.monotonic()

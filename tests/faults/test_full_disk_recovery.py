@@ -265,6 +265,31 @@ def test_the_call_ended_that_the_full_journal_lost_is_journaled_by_recover(small
     assert ended[0]["fields"]["status"] == "recovered" and ended[0]["fields"]["duration_s"] == CALL_S
 
 
+def test_numbers_stamped_while_the_journal_could_not_be_written_are_known_never_to_have_reached_it(
+        small_disk):  # noqa: F811
+    """Not one event of the call reached the journal (the disk was full before the first): the
+    journal that opens next still knows those numbers were never stored, not pruned, so recover
+    tells their `call.ended` (it once missed it when no older row sat below the lost one)."""
+    disk = small_disk("1m")
+    journal = Journal(disk / "data" / "journal.sqlite")
+    bus = EventBus(journal)
+    try:
+        stored = bus.emit(Event("line.ring", 1, None, STARTED_WALL, {}))
+        filler = fill_disk(disk)
+        held = [bus.emit(Event("line.ring", 1, None, STARTED_WALL + n, {})) for n in (1, 2, 3)]
+    finally:
+        journal.close()                                      # the process ends with them in memory
+    filler.unlink()
+    again = Journal(disk / "data" / "journal.sqlite")
+    try:
+        after = EventBus(again).emit(Event("line.ring", 1, None, STARTED_WALL + 4, {}))
+        assert [again.never_stored(s.seq) for s in held] == [True, True, True]
+        assert not again.never_stored(stored.seq) and not again.never_stored(after.seq)
+    finally:
+        again.close()
+    assert after.seq > max(s.seq for s in held), "and no number is handed out twice"
+
+
 @pytest.mark.parametrize("lost_how", ["pruned", "replaced"])
 def test_a_call_ended_the_journal_took_is_not_journaled_again_once_the_journal_no_longer_holds_it(
         tmp_path, caplog, lost_how):

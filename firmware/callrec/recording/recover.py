@@ -305,9 +305,10 @@ def _ended_unsaid(meta: dict[str, Any], known: dict[str, Any] | None, journal: J
     """Whether `call.ended` must be sent now. The process that ended the call recorded the `seq` of
     its `call.ended` (finisher.py); the journal holding it says it was journaled. Its absence proves
     it never was (stamped while the journal could not be written, the process ended first) only
-    where the journal would hold it: events on both sides of that `seq`, since pruning (the MQTT
-    bounds) takes the oldest rows and a journal replaced after damage starts above every number
-    handed out before. Otherwise it may well have been told: once is the promise (docs/events.md),
+    where the journal would hold it: events on both sides of that `seq`, or a span the journal
+    notes it skipped because its numbers were stamped while it could not be written, since pruning
+    (the MQTT bounds) takes the oldest rows and a journal replaced after damage starts above every
+    number handed out before. Otherwise it may well have been told: once is the promise (docs/events.md),
     so it is not sent again, and the log says so. Without that record: only when the index never
     heard of the call."""
     ended = meta.get("ended_event")
@@ -325,6 +326,8 @@ def _ended_unsaid(meta: dict[str, Any], known: dict[str, Any] | None, journal: J
         return not (at[0].event.type == "call.ended" and at[0].event.call_id == call_id)
     if oldest and oldest[0].seq < seq and at:
         return True   # events on both sides, not that one: never journaled
+    if journal.never_stored(seq):
+        return True   # handed out while the journal could not be written, and the process ended first
     around = (f"its oldest event is seq {oldest[0].seq}" if oldest else
               f"it cannot be read now ({journal.unavailable})" if journal.unavailable else "it holds no events")
     log.warning("call.ended of %s (seq %d) is not in the journal, but %s (pruned past it, or replaced): not sent "

@@ -18,7 +18,9 @@ ahead of what the bus can have stamped: at most two numbers per failed append (t
 per outage, the `journal` alarm). The next journal opened over a `held` reservation continues after
 it. `journal.seq` is allocated once and rewritten in place (store/slots.py), so marking it needs no
 free block: it works on the full disk that caused the trouble. A successful append of a new event
-ends the outage: the bus appends new events only once it holds none.
+ends the outage: the bus appends new events only once it holds none. That journal also notes the
+span it skipped (`unjournaled`): a number in it that the journal does not hold was never stored,
+which recovery needs to tell a lost `call.ended` from a pruned one (recording/recover.py).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ CREATE TABLE IF NOT EXISTS events (
     delivered INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_undelivered ON events(delivered, seq);
+CREATE TABLE IF NOT EXISTS unjournaled (
+    first INTEGER NOT NULL,
+    last INTEGER NOT NULL
+);
 """
 
 
@@ -132,17 +138,20 @@ class Journal:
             check_integrity(db, self.path)
         db.executescript(_SCHEMA)
         last = _last_seq(db)
-        floor = self._floor(last)
+        floor, held = self._floor(last)
         if floor > last:   # sqlite_sequence has no key: an INSERT beside the old row would not count
             if db.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'events'", (floor,)).rowcount == 0:
                 db.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('events', ?)", (floor,))
+            if held:
+                db.execute("INSERT INTO unjournaled(first, last) VALUES (?, ?)", (last + 1, floor))
             last = floor
         self._stored = last
         self._reserve(max(self._reserved, last + SEQ_RESERVE))
 
-    def _floor(self, last: int) -> int:
+    def _floor(self, last: int) -> tuple[int, bool]:
         """Where this journal's numbers continue: after `last`, or after every number an earlier
-        journal or process may have handed out (the module docstring)."""
+        journal or process may have handed out (the module docstring); and whether the numbers
+        skipped were handed out while this journal could not be written (`held`)."""
         reserved, held, known = self._read_reservation()
         self._reserved = max(self._reserved, reserved)
         if reserved > last and (held or last == 0):
@@ -150,12 +159,12 @@ class Journal:
                   "the journal starts empty"
             log.warning("event journal %s: seq continues after %d, the last one reserved (%s)", self.path, reserved,
                         why)
-            return reserved
+            return reserved, held
         if not known and last > 0:
             log.warning("event journal %s: %s is missing; seq continues after %d, in case numbers were handed out "
                         "that the journal never took", self.path, self._seq_path.name, last + SEQ_RESERVE)
-            return last + SEQ_RESERVE
-        return last
+            return last + SEQ_RESERVE, False
+        return last, False
 
     def _read_reservation(self) -> tuple[int, bool, bool]:
         """(reserved, held, known): `journal.seq` as written in place, or as the firmware before it wrote
@@ -242,6 +251,20 @@ class Journal:
                 "SELECT seq, ts, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
             ).fetchall()
         return [_row_to_event(row) for row in rows]
+
+    def never_stored(self, seq: int) -> bool:
+        """Whether `seq` lies in a span this journal skipped because its numbers were handed out
+        while it could not be written: if it does not hold that row, the row never reached it
+        (not pruned, not lost with an older journal)."""
+        with self._lock:
+            if self._db is None:
+                return False
+            try:
+                row = self._db.execute("SELECT 1 FROM unjournaled WHERE first <= ? AND ? <= last LIMIT 1",
+                                       (seq, seq)).fetchone()
+            except sqlite3.OperationalError:   # a read-only journal from before the table
+                return False
+        return row is not None
 
     def latest(self, event_type: str, page: int = 1000) -> StampedEvent | None:
         """The newest event of `event_type`, read backwards a page at a time (`seq` may jump: the
