@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -52,6 +53,26 @@ def file_pcms(tmp_path: Path, seconds: float = 600) -> dict[str, str]:
     conf.write_text(f'pcm.tin {{ type file; slave.pcm "null"; file "/dev/null"; infile "{infile}"; format "raw" }}\n'
                     f'pcm.tout {{ type file; slave.pcm "null"; file "{tmp_path / "out.wav"}"; format "wav" }}\n')
     return {"ALSA_CONFIG_PATH": f"/usr/share/alsa/alsa.conf:{conf}"}
+
+
+def start_service(work: Path, env: dict[str, str], notify_timeout: float,
+                  stdout: int | None = subprocess.PIPE) -> tuple[subprocess.Popen[str], socket.socket]:
+    """`callrec run` on ONE_LINE_ON_FILE_PCMS in `work`, the pins at the hardware seam (tests/fake_pi),
+    with systemd's notify socket as a real AF_UNIX socket (`recv` it for READY=1 and the rest).
+    `env` adds to the environment (the watchdog, pins held low); the caller stops the process."""
+    work.mkdir(parents=True, exist_ok=True)
+    config = work / "callrec.toml"
+    config.write_text(ONE_LINE_ON_FILE_PCMS)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(work / "notify"))
+    notify.settimeout(notify_timeout)
+    tests = Path(__file__).resolve().parent
+    proc = subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data",
+                             str(work / "data"), "--control-socket", str(work / "control.sock")],
+                            env={**os.environ, **file_pcms(work), "PYTHONPATH": f"{tests / 'fake_pi'}:{tests}",
+                                 "NOTIFY_SOCKET": str(work / "notify"), **env},
+                            stdout=stdout, stderr=subprocess.PIPE, text=True)
+    return proc, notify
 
 
 @dataclass

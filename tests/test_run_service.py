@@ -8,29 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from conftest import ONE_LINE_ON_FILE_PCMS, file_pcms
-
-TESTS = Path(__file__).resolve().parent
+from conftest import start_service
 
 
 def test_run_reports_ready_after_audio_then_pings_the_watchdog_and_stops_cleanly(tmp_path):
-    pcms = file_pcms(tmp_path)
-    config = tmp_path / "callrec.toml"
-    config.write_text(ONE_LINE_ON_FILE_PCMS)
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(tmp_path / "notify"))
-    notify.settimeout(15)
-    env = {**os.environ, **pcms, "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}",
-           "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "1000000"}
-    proc = subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data",
-                             str(tmp_path / "data"), "--control-socket", str(tmp_path / "control.sock")],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc, notify = start_service(tmp_path, {"WATCHDOG_USEC": "1000000"}, 15)
     messages: list[str] = []
     try:
         deadline = time.monotonic() + 15

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,10 +28,9 @@ import numpy as np
 import pytest
 from callrec.audio.capture import AudioPeriod
 from callrec.line import RawEdge
-from conftest import ONE_LINE_ON_FILE_PCMS, file_pcms, listed_calls
+from conftest import listed_calls, start_service
 from test_core import PERIOD, Rig
 
-TESTS = Path(__file__).resolve().parent
 HOOK_GPIO, RING_GPIO = 17, 27   # ONE_LINE_ON_FILE_PCMS, both active low
 RUN_S = 3.0                     # the service runs this long after READY=1
 STOP_SLACK_S = 0.5              # the last audio before the stop is within a few capture batches of it
@@ -57,19 +54,9 @@ def wall(iso: str) -> float:
 
 def run_service(work: Path, low_pins: list[int]) -> Run:
     """`callrec run` with `low_pins` held low from before it starts: READY, RUN_S s, SIGTERM."""
-    work.mkdir(parents=True, exist_ok=True)
-    pcms = file_pcms(work)
-    config = work / "callrec.toml"
-    config.write_text(ONE_LINE_ON_FILE_PCMS)
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(str(work / "notify"))
-    notify.settimeout(60)
-    env = {**os.environ, **pcms, "PYTHONPATH": f"{TESTS / 'fake_pi'}:{TESTS}", "NOTIFY_SOCKET": str(work / "notify"),
-           "CALLREC_FAKE_GPIO_LOW": ",".join(map(str, low_pins))}
     launched = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "callrec", "--config", str(config), "run", "--data",
-                             str(work / "data"), "--control-socket", str(work / "control.sock")],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, notify = start_service(work, {"CALLREC_FAKE_GPIO_LOW": ",".join(map(str, low_pins))}, 60,
+                                 stdout=subprocess.DEVNULL)
     try:
         while "READY=1" not in notify.recv(4096).decode():
             pass
