@@ -185,7 +185,7 @@ class StorageConfig(TomlModel):
                                                                  "directory, not /, not under /dev, /proc or /sys)")
     format: Literal["flac", "wav"] = Field("flac", description="Format of finalized recordings")
     min_call_seconds: float = Field(2.0, ge=0, le=600, description="Shorter calls are discarded")
-    sync_interval_s: float = Field(1.0, gt=0, le=1.0, description="Recording data reaches disk this often")
+    sync_interval_s: float = Field(0.5, gt=0, le=1.0, description="Recording data reaches disk this often")
 
     @field_validator("data_dir")
     @classmethod

@@ -70,7 +70,7 @@ class Recorder:
         rate: int,
         index: CallIndex,
         bus: EventBus,
-        sync_interval_s: float = 1.0,
+        sync_interval_s: float = 0.5,
         queue_size: int = 0,
         batch_s: float = 0.2,
         report: Callable[[object], None] | None = None,
