@@ -56,6 +56,26 @@ def calls(box: Appliance) -> list[dict[str, Any]]:
     return sorted((json.loads(line) for line in out.splitlines() if line.strip()), key=lambda r: r["call_id"])
 
 
+def told_ended(subscriber: Subscriber) -> set[str]:
+    """The calls whose `call.ended` reached the host's broker so far."""
+    return {e["call_id"] for e in events_of(subscriber, "call.ended")}
+
+
+def new_records(box: Appliance, subscriber: Subscriber, before: set[str], count: int, timeout: float,
+                what: str) -> list[dict[str, Any]]:
+    """The index's records of the `count` calls that ended after `before` (call ids told so far).
+    Their `call.ended` on the host's broker says when to look (watching it costs the guest nothing),
+    then `callrec calls list` is asked, not polled: each run is a Python start under TCG."""
+    ended = wait_for(lambda: len(told_ended(subscriber) - before) >= count, timeout,
+                     f"{count} call.ended of {what} on the host's broker", lambda: mqtt_log(box))
+    assert ended
+    ids = told_ended(subscriber) - before
+    records: list[dict[str, Any]] = wait_for(
+        lambda: (found := [r for r in calls(box) if r["call_id"] in ids and r.get("ended_at")])
+        and len(found) >= count and found, 60, f"{what} in the index")
+    return records
+
+
 def line_events(box: Appliance) -> list[tuple[str, str, float]]:
     rows = []
     for line in box.sh("cat /run/callrec-vm-line/events.log", check=False).splitlines():
@@ -84,14 +104,21 @@ def events_of(subscriber: Subscriber, kind: str) -> list[dict[str, Any]]:
             if m.topic.endswith("/event") and json.loads(m.payload).get("type") == kind]
 
 
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
+def wait_for(predicate: Any, timeout: float, what: str, why: Any = None) -> Any:
+    """`predicate()` once truthy; on timeout an AssertionError naming `what`, and `why()` when given
+    (what the guest says about it, asked only then)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}" + (f"; {why()}" if why else ""))
+
+
+def mqtt_log(box: Appliance) -> str:
+    return "the guest's MQTT log: " + box.sh(
+        "journalctl -b -u callrec -o short-monotonic | grep -i mqtt | tail -n 20", check=False)
 
 
 def recorded_samples(box: Appliance, record: dict[str, Any]) -> np.ndarray:
@@ -203,8 +230,7 @@ def test_console_on_the_uart_asks_the_passphrase_and_selftest_passes_every_check
     FACTS["selftest"] = result
     for check in ("sound card line 1", "playback line 1", "gpio line 1", "clock"):
         assert f"{check}" in result, result
-    assert "selftest PASSED" in result, result + "\nthe guest's MQTT log:\n" + box.sh(
-        "journalctl -b -u callrec -o short-monotonic | grep -i mqtt | tail -n 20", check=False)
+    assert "selftest PASSED" in result, result + "\n" + mqtt_log(box)
     assert not [line for line in result.splitlines() if line.strip().startswith("FAIL")], result
     # No WARN either, but for the archive, which the VM has none of.
     warned = [line for line in result.splitlines() if line.strip().startswith("WARN") and "archive" not in line]
@@ -216,7 +242,7 @@ def test_console_on_the_uart_asks_the_passphrase_and_selftest_passes_every_check
 def test_a_call_on_the_sim_lines_is_announced_recorded_chained_and_reported(
         appliance: Appliance, vm_broker: tuple[Broker, Subscriber]) -> None:
     box, (_, subscriber) = appliance, vm_broker
-    before = {r["call_id"] for r in calls(box)}
+    before = told_ended(subscriber)
     fed = caller_audio(14.0, seed=1)
     off_hook = ring_then_answer(box)
     box.put("/run/callrec-vm-line/feed/caller-1.wav", wav_bytes(fed))
@@ -226,8 +252,7 @@ def test_a_call_on_the_sim_lines_is_announced_recorded_chained_and_reported(
              "the caller's audio to be played")
     time.sleep(1.0)
     box.pull(HOOK, "pull-up")
-    record = wait_for(lambda: [r for r in calls(box) if r["call_id"] not in before and r.get("status") != "recording"
-                               and r.get("ended_at")], 60, "the call in the index")[0]
+    (record,) = new_records(box, subscriber, before, 1, 60, "the call")
     assert record["status"] == "complete", record
     assert record["rings"] == 2 and record["direction"] == "inbound"
     heard = [t for kind, _, t in line_events(box) if kind == "heard-start" and t > off_hook]
@@ -237,10 +262,8 @@ def test_a_call_on_the_sim_lines_is_announced_recorded_chained_and_reported(
         f"announcement heard {heard[0] - off_hook:.3f} s after the off-hook; record: {record['announcement']}; "
         f"line: {line_events(box)}; journal: {box.sh('journalctl -b -u callrec -o short-monotonic -n 30')}")
     assert record["chain"], f"no chain entry for {record['call_id']}"
-    ended = wait_for(lambda: [e for e in events_of(subscriber, "call.ended") if e["call_id"] == record["call_id"]],
-                     60, "call.ended on the host's broker; the guest's MQTT log: "
-                     + box.sh("journalctl -b -u callrec -o short-monotonic | grep -i mqtt | tail -n 20", check=False))
-    assert ended[0]["status"] == "complete"
+    (ended,) = [e for e in events_of(subscriber, "call.ended") if e["call_id"] == record["call_id"]]
+    assert ended["status"] == "complete"
 
     recording = recorded_samples(box, record)
     artifacts = REPO / "tests" / "artifacts" / "appliance"
@@ -275,9 +298,10 @@ def _call_with_interruption(box: Appliance, seed: int, interrupt: Any) -> tuple[
     return off_hook, cut
 
 
-def test_power_cut_mid_call_recovers_the_call_with_at_most_a_second_lost(appliance: Appliance) -> None:
-    box = appliance
-    before = {r["call_id"] for r in calls(box)}
+def test_power_cut_mid_call_recovers_the_call_with_at_most_a_second_lost(
+        appliance: Appliance, vm_broker: tuple[Broker, Subscriber]) -> None:
+    box, (_, subscriber) = appliance, vm_broker
+    before = told_ended(subscriber)
     off_hook, cut = _call_with_interruption(box, 2, box.power_cut)
     box.boot()
     box.wait_hand()
@@ -285,8 +309,7 @@ def test_power_cut_mid_call_recovers_the_call_with_at_most_a_second_lost(applian
     assert box.sh("test -e /etc/callrec-probe-root && echo kept || echo gone").strip() == "gone", \
         "a write to the read-only root survived a power cycle"
     assert box.sh("cat /data/callrec-probe-data").strip() == "written"
-    record = wait_for(lambda: [r for r in calls(box) if r["call_id"] not in before and r.get("ended_at")], 120,
-                      "the cut call recovered into the index")[0]
+    (record,) = new_records(box, subscriber, before, 1, 120, "the cut call, recovered")
     assert record.get("recording"), record
     heard_s = (cut - off_hook) + (record.get("preroll_s") or 0.0)
     lost_s = heard_s - recorded_samples(box, record).size / RATE
@@ -296,19 +319,22 @@ def test_power_cut_mid_call_recovers_the_call_with_at_most_a_second_lost(applian
     assert verify["rc"] == 0, verify["out"] + verify["err"]
 
 
-def test_restart_and_reboot_during_a_call_lose_only_the_time_they_take(appliance: Appliance) -> None:
-    box = appliance
+def test_restart_and_reboot_during_a_call_lose_only_the_time_they_take(
+        appliance: Appliance, vm_broker: tuple[Broker, Subscriber]) -> None:
+    box, (_, subscriber) = appliance, vm_broker
     box.pull(HOOK, "pull-up")   # the handset of the cut call went back while the power was off
     time.sleep(3)
-    before = {r["call_id"] for r in calls(box)}
+    before = told_ended(subscriber)
     _call_with_interruption(box, 3, lambda: box.sh("systemctl restart callrec", timeout=180))
     box.wait_active("callrec", timeout=300)
     handset_still_up(box)
     time.sleep(8)
     box.pull(HOOK, "pull-up")
-    FACTS["restart"] = two_parts(box, before, "restart")
+    # Both parts' call.ended reach the host's broker (two_parts waits for them): the restarted
+    # service's MQTT session is a new connection, and the first part's end was told across it.
+    FACTS["restart"] = two_parts(box, subscriber, before, "restart")
 
-    before = {r["call_id"] for r in calls(box)}
+    before = told_ended(subscriber)
     _call_with_interruption(box, 4, lambda: box.hand({"sh": "systemctl reboot"}, timeout=30))
     box.wait_off(300)
     box.boot()
@@ -317,7 +343,7 @@ def test_restart_and_reboot_during_a_call_lose_only_the_time_they_take(appliance
     handset_still_up(box)
     time.sleep(8)
     box.pull(HOOK, "pull-up")
-    FACTS["reboot"] = two_parts(box, before, "reboot")
+    FACTS["reboot"] = two_parts(box, subscriber, before, "reboot")
     verify = box.hand({"sh": f"{CALLREC} verify"}, timeout=300)
     assert verify["rc"] == 0, verify["out"] + verify["err"]
 
@@ -329,11 +355,10 @@ def handset_still_up(box: Appliance) -> None:
     box.pull(HOOK, "pull-down")
 
 
-def two_parts(box: Appliance, before: set[str], what: str) -> dict[str, Any]:
+def two_parts(box: Appliance, subscriber: Subscriber, before: set[str], what: str) -> dict[str, Any]:
     """The call up to the interruption and the rest of it after: both recorded, only the gap lost."""
-    new = wait_for(lambda: (found := [r for r in calls(box) if r["call_id"] not in before and r.get("ended_at")
-                                      and r.get("status") != "recording"]) and len(found) >= 2 and found, 120,
-                   f"both parts of the call across the {what} in the index")
+    new = sorted(new_records(box, subscriber, before, 2, 120, f"both parts of the call across the {what}"),
+                 key=lambda r: r["started_at"])
     assert len(new) == 2 and all(r.get("recording") and r["status"] != "failed" for r in new), new
     first, second = new
     gap_s = _utc(second["started_at"]) - _utc(first["ended_at"])
@@ -351,8 +376,8 @@ def journal_since(box: Appliance, cursor: str) -> str:
 
 
 def test_an_overrun_and_a_card_that_vanishes_and_returns_are_ridden_out_without_a_restart(
-        appliance: Appliance) -> None:
-    box = appliance
+        appliance: Appliance, vm_broker: tuple[Broker, Subscriber]) -> None:
+    box, (_, subscriber) = appliance, vm_broker
     restarts = box.sh("systemctl show -p NRestarts --value callrec").strip()
     cursor = box.sh("journalctl -u callrec -n 0 --show-cursor --no-pager | sed -n 's/^-- cursor: //p'").strip()
     # Overrun: the recorder stopped for 2 s, longer than its 0.5 s capture buffer.
@@ -377,7 +402,7 @@ def test_an_overrun_and_a_card_that_vanishes_and_returns_are_ridden_out_without_
     assert box.sh("systemctl is-active callrec").strip() == "active"
     assert box.sh("systemctl show -p NRestarts --value callrec").strip() == restarts
     # And the line works again: a call is announced and recorded.
-    before = {r["call_id"] for r in calls(box)}
+    before = told_ended(subscriber)
     off_hook = ring_then_answer(box, rings=1)   # inbound: announced at the off-hook
     box.put("/run/callrec-vm-line/feed/caller-5.wav", wav_bytes(caller_audio(4.0, seed=5)))
     heard = wait_for(lambda: [t for kind, _, t in line_events(box) if kind == "heard-start" and t > off_hook], 30,
@@ -386,8 +411,7 @@ def test_an_overrun_and_a_card_that_vanishes_and_returns_are_ridden_out_without_
     assert heard[0] - off_hook < ANNOUNCEMENT_BOUND_S
     time.sleep(5)
     box.pull(HOOK, "pull-up")
-    record = wait_for(lambda: [r for r in calls(box) if r["call_id"] not in before and r.get("ended_at")
-                               and r.get("status") != "recording"], 60, "the call after the card came back")[0]
+    (record,) = new_records(box, subscriber, before, 1, 60, "the call after the card came back")
     assert record["status"] == "complete", record
 
 
