@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,38 +79,69 @@ def small_disk(tmp_path: Path) -> Callable[[str], Any]:
         context.__exit__(None, None, None)
 
 
-@dataclass
 class Run:
-    """A `callrec simulate` child whose event stream is read as it comes."""
+    """A `callrec simulate` child whose event stream is read as it comes.
 
-    proc: subprocess.Popen[str]
-    events: list[dict[str, Any]] = field(default_factory=list)
-    arrived: list[float] = field(default_factory=list)
+    Both pipes are drained by threads from the start: a child that logs more than a pipe holds
+    must not block in a write (it once froze a run for good), and `until` must fail at its
+    timeout even when no event comes at all."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.events: list[dict[str, Any]] = []
+        self.arrived: list[float] = []
+        self.stderr = ""
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._err: list[str] = []
+        self._readers = [threading.Thread(target=self._pump_out, daemon=True),
+                         threading.Thread(target=self._pump_err, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    def _pump_out(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._lines.put(raw)
+        self._lines.put(None)
+
+    def _pump_err(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            self._err.append(raw)
+
+    def _take(self, raw: str) -> dict[str, Any]:
+        event: dict[str, Any] = json.loads(raw)
+        self.events.append(event)
+        self.arrived.append(time.time())
+        return event
 
     def until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
         """Read events until one matches (returned); fails on timeout or end of stream."""
-        assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
-        for raw in self.proc.stdout:
-            event = json.loads(raw)
-            self.events.append(event)
-            self.arrived.append(time.time())
-            if predicate(event):
-                return event
-            if time.monotonic() > deadline:
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                raw = self._lines.get(timeout=left)
+            except queue.Empty:
                 break
-        raise AssertionError(f"no matching event; stderr: {self.stderr_tail()}")
+            if raw is None:
+                self._lines.put(None)   # the end stays the end for the next reader
+                break
+            if raw.strip() and predicate(event := self._take(raw)):
+                return event
+        raise AssertionError(f"no matching event within {timeout} s; stderr: {self.stderr_tail()}")
 
     def finish(self, timeout: float = 120) -> int:
-        out, err = self.proc.communicate(timeout=timeout)
-        for raw in out.splitlines():
+        self.proc.wait(timeout=timeout)
+        for reader in self._readers:
+            reader.join(timeout=10)
+        while (raw := self._lines.get_nowait() if not self._lines.empty() else None) is not None:
             if raw.strip():
-                self.events.append(json.loads(raw))
-        self.stderr = err
+                self._take(raw)
+        self.stderr = "".join(self._err)
         return self.proc.returncode
 
     def stderr_tail(self) -> str:
-        return getattr(self, "stderr", "")[-2000:]
+        return (self.stderr or "".join(self._err))[-2000:]
 
     def of_type(self, type_: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] == type_]

@@ -290,6 +290,25 @@ def test_numbers_stamped_while_the_journal_could_not_be_written_are_known_never_
     assert after.seq > max(s.seq for s in held), "and no number is handed out twice"
 
 
+def test_a_journal_seq_the_full_disk_refuses_is_said_once_not_at_every_retry(small_disk, caplog):  # noqa: F811
+    """Every retry of a held event tries to reserve numbers in journal.seq; on a disk full from the
+    start it cannot be allocated. One warning says so; a line per retry (ten a second) flooded the
+    log, filled a reader's pipe and froze the service writing to it."""
+    disk = small_disk("1m")
+    fill_disk(disk)
+    journal = Journal(disk / "journal.sqlite", lazy=True)
+    bus = EventBus(journal)
+    try:
+        with caplog.at_level(logging.INFO, logger="callrec.store.journal"):
+            for n in range(40):
+                bus.emit(Event("line.ring", 1, None, STARTED_WALL + n, {}))
+                bus.retry()
+    finally:
+        journal.close()
+    refusals = [r for r in caplog.records if "journal.seq" in r.getMessage() and "cannot write" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals][:3]
+
+
 @pytest.mark.parametrize("lost_how", ["pruned", "replaced"])
 def test_a_call_ended_the_journal_took_is_not_journaled_again_once_the_journal_no_longer_holds_it(
         tmp_path, caplog, lost_how):

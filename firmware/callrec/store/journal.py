@@ -79,6 +79,7 @@ class Journal:
         self._stored = 0             # the highest seq the journal holds
         self._outage_base: int | None = None   # while appends fail: the bus stamps numbers above this
         self._failed_appends = 0
+        self._reserve_failing = False   # journal.seq could not be written: said once, until it can
         self._db: sqlite3.Connection | None = None
         self._next_attempt = 0.0
         self.unavailable: str | None = None
@@ -188,9 +189,16 @@ class Journal:
                 self._seq_file.allocate()
             self._seq_file.write(payload)
         except (OSError, SlotTooSmall) as error:
-            log.warning("cannot write %s (%s); seq numbers beyond %d stay unreserved until it can", self._seq_path,
-                        error, self._reserved)
+            # Said once per streak: on a full disk every retry of a held event comes here, and a
+            # line each time floods the log (and the journald on that same disk).
+            if not self._reserve_failing:
+                log.warning("cannot write %s (%s); seq numbers beyond %d stay unreserved until it can",
+                            self._seq_path, error, self._reserved)
+            self._reserve_failing = True
             return
+        if self._reserve_failing:
+            log.info("%s written again: seq numbers up to %d reserved", self._seq_path, reserved)
+            self._reserve_failing = False
         self._reserved = reserved
 
     def _append_failed(self) -> None:
