@@ -20,8 +20,7 @@ CREATE TABLE IF NOT EXISTS pending (
     call_id TEXT PRIMARY KEY, queued_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_try REAL NOT NULL DEFAULT 0, last_error TEXT);
 CREATE TABLE IF NOT EXISTS archived (
-    call_id TEXT PRIMARY KEY, archived_at REAL NOT NULL, recording_key TEXT, sha256 TEXT, bytes INTEGER,
-    local_removed INTEGER NOT NULL DEFAULT 0);
+    call_id TEXT PRIMARY KEY, archived_at REAL NOT NULL, recording_key TEXT, sha256 TEXT, bytes INTEGER);
 CREATE TABLE IF NOT EXISTS ledgers (name TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ledger_hashes (name TEXT PRIMARY KEY, hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deletions (key TEXT PRIMARY KEY, queued_at REAL NOT NULL);
@@ -98,10 +97,6 @@ class ArchiveQueue:
     def archived_ids(self) -> set[str]:
         with self._lock:
             return {row[0] for row in self._db.execute("SELECT call_id FROM archived")}
-
-    def mark_local_removed(self, call_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE archived SET local_removed = 1 WHERE call_id = ?", (call_id,))
 
     def ledger_seq(self, name: str) -> int:
         with self._lock:

@@ -111,7 +111,3 @@ class ClockTrust:
         """The untrusted records that can now be annotated, each once."""
         ready, self._ready = self._ready, []
         return ready
-
-    def wall_at(self, mono: float) -> float | None:
-        """Wall time of a monotonic instant by the relation at the last reading (None before any)."""
-        return None if self._base is None else mono + self._base

@@ -46,9 +46,6 @@ class SimulatedClock:
         self._wall -= offset
         self.synchronised = True
 
-    def unsync(self) -> None:
-        self.synchronised = False
-
     def status(self) -> ClockStatus:
         if not self.synchronised:
             return ClockStatus(False, self.source, None, 16.0)

@@ -334,7 +334,3 @@ def _disk_state(data_dir: Path) -> DiskState:
         usage = shutil.disk_usage(data_dir)
         return DiskState(usage.total, usage.free)
     return DiskState(0, 0)
-
-
-def iso_now(now: float | None = None) -> str:
-    return utc_iso(time.time() if now is None else now)
