@@ -130,6 +130,14 @@ class Run:
                 return event
         raise AssertionError(f"no matching event within {timeout} s; stderr: {self.stderr_tail()}")
 
+    def seen_or_until(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60) -> dict[str, Any]:
+        """A matching event already read (events from different threads may come in either order),
+        else the next one to arrive."""
+        for event in self.events:
+            if predicate(event):
+                return event
+        return self.until(predicate, timeout)
+
     def finish(self, timeout: float = 120) -> int:
         self.proc.wait(timeout=timeout)
         for reader in self._readers:
